@@ -1,0 +1,154 @@
+//! Persistence: one set of traits, implemented for SQLite and PostgreSQL by [`SqlStore`].
+//!
+//! Business code holds an `Arc<dyn Store>` and never asks which database is behind it.
+
+mod records;
+mod sql;
+
+pub use records::*;
+pub use sql::{SqlStore, open};
+
+use crate::domain::prices::PriceRule;
+use async_trait::async_trait;
+
+/// A store failure. Conflicts are the caller's to handle; the rest are internal errors.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{0} already exists")]
+    Conflict(String),
+    #[error("quota insufficient: {0}")]
+    QuotaInsufficient(&'static str),
+    #[error("{0} not found")]
+    NotFound(String),
+    #[error("unsupported database url `{0}`: use sqlite://FILE or postgres://...")]
+    UnsupportedUrl(String),
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("migrations: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Everything the gateway keeps.
+pub trait Store:
+    AccountStore + ChannelStore + TaskStore + TaskHistory + Send + Sync + 'static
+{
+}
+
+impl<T> Store for T where
+    T: AccountStore + ChannelStore + TaskStore + TaskHistory + Send + Sync + 'static
+{
+}
+
+/// Users, their API keys, and gateway-wide settings.
+#[async_trait]
+pub trait AccountStore {
+    /// A setting, created with `value` when absent; concurrent callers all get the first value.
+    async fn setting_or_insert(&self, name: &str, value: &str) -> StoreResult<String>;
+
+    async fn create_user(&self, new: &NewUser) -> StoreResult<User>;
+    async fn user(&self, id: i64) -> StoreResult<Option<User>>;
+    async fn user_by_name(&self, name: &str) -> StoreResult<Option<User>>;
+    /// The user whose access token has this hash.
+    async fn user_by_token_hash(&self, token_hash: &str) -> StoreResult<Option<User>>;
+    async fn list_users(&self) -> StoreResult<Vec<User>>;
+    async fn set_user_enabled(&self, id: i64, enabled: bool) -> StoreResult<Option<User>>;
+    /// Adds `amount` to the balance, with its ledger row.
+    async fn top_up(&self, user_id: i64, amount: i64) -> StoreResult<User>;
+
+    async fn create_key(&self, new: &NewKey) -> StoreResult<ApiKey>;
+    /// The key with this hash and its user.
+    async fn key_by_hash(&self, key_hash: &str) -> StoreResult<Option<(ApiKey, User)>>;
+    async fn list_keys(&self, user_id: Option<i64>) -> StoreResult<Vec<ApiKey>>;
+    async fn set_key_enabled(&self, id: i64, enabled: bool) -> StoreResult<Option<ApiKey>>;
+
+    /// Configured prices (the defaults apply where none is set).
+    async fn list_prices(&self) -> StoreResult<Vec<PriceRule>>;
+    async fn set_price(&self, rule: &PriceRule) -> StoreResult<()>;
+
+    /// Recomputes balances, key usage and per-task charges from the ledger; lists every
+    /// difference.
+    async fn ledger_check(&self) -> StoreResult<Vec<LedgerProblem>>;
+}
+
+/// Upstream channels.
+#[async_trait]
+pub trait ChannelStore {
+    async fn create_channel(&self, new: &NewChannel) -> StoreResult<Channel>;
+    async fn channel(&self, id: i64) -> StoreResult<Option<Channel>>;
+    async fn list_channels(&self) -> StoreResult<Vec<Channel>>;
+}
+
+/// Tasks and their lifecycle.
+#[async_trait]
+pub trait TaskStore {
+    /// Inserts a task and charges `price` for it in one transaction: `Conflict` when its
+    /// `mj_id` is taken, `QuotaInsufficient` (and nothing written) when the user's balance or
+    /// the key's limit is short.
+    async fn insert_task(&self, new: &NewTask, price: i64) -> StoreResult<Task>;
+    async fn task(&self, mj_id: &str) -> StoreResult<Option<Task>>;
+    /// The user's tasks among `mj_ids`, in no particular order.
+    async fn user_tasks_by_ids(&self, user_id: i64, mj_ids: &[String]) -> StoreResult<Vec<Task>>;
+    /// The user's latest tasks, newest first.
+    async fn recent_user_tasks(&self, user_id: i64, limit: i64) -> StoreResult<Vec<Task>>;
+    /// The task of `upstream_id` on a channel.
+    async fn task_by_upstream(
+        &self,
+        channel_id: i64,
+        upstream_id: &str,
+    ) -> StoreResult<Option<Task>>;
+
+    /// Records that a channel accepted the task under `upstream_id`.
+    /// `Conflict` when another task already holds that upstream id.
+    async fn mark_forwarded(
+        &self,
+        mj_id: &str,
+        channel_id: i64,
+        upstream_id: &str,
+        status: crate::domain::TaskStatus,
+    ) -> StoreResult<()>;
+
+    /// Moves a task from `MODAL` to `SUBMITTED` and charges `price` for it; false when it was
+    /// not in `MODAL`, `QuotaInsufficient` (and no change) when the quota is short.
+    async fn begin_modal_task(&self, mj_id: &str, price: i64, now: i64) -> StoreResult<bool>;
+
+    /// Applies an upstream report if the task still is as `seen` (same status and progress)
+    /// and not final. Returns the updated task, or `None` when it had changed meanwhile.
+    /// A report that ends the task in `FAILURE` refunds its charge in the same transaction.
+    async fn update_task(
+        &self,
+        seen: &Task,
+        update: &TaskUpdate,
+        now: i64,
+    ) -> StoreResult<Option<Task>>;
+
+    /// Ends an unfinished task in `FAILURE` and refunds its charge, in one transaction.
+    /// Returns the task when this call ended it, `None` when it was already final.
+    async fn fail_task(&self, mj_id: &str, reason: &str, now: i64) -> StoreResult<Option<Task>>;
+
+    /// Unfinished tasks that a channel holds, in id order after `after_id`.
+    async fn unfinished_on_channel(
+        &self,
+        channel_id: i64,
+        after_id: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<Task>>;
+    /// Counts one more poll that did not find each of these tasks; returns the new counts.
+    async fn note_missing(&self, mj_ids: &[String]) -> StoreResult<Vec<(String, i64)>>;
+    /// Unfinished tasks submitted before `before`; with `unforwarded_only`, just those that
+    /// never reached a channel (their submission was cut off).
+    async fn stale_tasks(
+        &self,
+        before: i64,
+        unforwarded_only: bool,
+        limit: i64,
+    ) -> StoreResult<Vec<Task>>;
+}
+
+/// Task histories for the management API.
+#[async_trait]
+pub trait TaskHistory {
+    /// One page of tasks matching `filter`, newest first, and how many match in all.
+    async fn list_tasks(&self, filter: &TaskFilter) -> StoreResult<(Vec<Task>, i64)>;
+}

@@ -1,0 +1,233 @@
+//! What the store keeps: users, keys, channels, tasks. Plain data, loaded with `FromRow`.
+
+use crate::domain::{BotType, Button, Mode, TaskAction, TaskStatus};
+use serde_json::{Map, Value};
+
+/// A user's role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    User,
+    Admin,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::User => "user",
+            Role::Admin => "admin",
+        }
+    }
+}
+
+impl TryFrom<String> for Role {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        match s.as_str() {
+            "user" => Ok(Role::User),
+            "admin" => Ok(Role::Admin),
+            other => Err(format!("unknown role `{other}`")),
+        }
+    }
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct User {
+    pub id: i64,
+    pub name: String,
+    #[sqlx(try_from = "String")]
+    pub role: Role,
+    pub balance: i64,
+    pub enabled: bool,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewUser {
+    pub name: String,
+    pub role: Role,
+    pub access_token_hash: Option<String>,
+}
+
+/// An API key, without its secret (only the hash is stored).
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ApiKey {
+    pub id: i64,
+    pub user_id: i64,
+    pub key_hint: String,
+    pub enabled: bool,
+    pub expires_at: Option<i64>,
+    pub quota_limit: Option<i64>,
+    pub quota_used: i64,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewKey {
+    pub user_id: i64,
+    pub key_hash: String,
+    pub key_hint: String,
+    pub expires_at: Option<i64>,
+    pub quota_limit: Option<i64>,
+}
+
+/// An upstream midjourney-proxy server.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Channel {
+    pub id: i64,
+    pub name: String,
+    pub base_url: String,
+    pub secret: String,
+    pub enabled: bool,
+    pub priority: i64,
+    pub weight: i64,
+    pub modes: String,
+    pub bot_types: String,
+    pub max_in_flight: Option<i64>,
+    pub pass_account_filter: bool,
+    pub is_local: bool,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewChannel {
+    pub name: String,
+    pub base_url: String,
+    pub secret: String,
+    pub priority: i64,
+    pub weight: i64,
+    pub is_local: bool,
+}
+
+/// Buttons, kept as JSON text in the database.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Buttons(pub Vec<Button>);
+
+impl TryFrom<String> for Buttons {
+    type Error = serde_json::Error;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        serde_json::from_str(&s).map(Buttons)
+    }
+}
+
+/// A JSON object kept as text in the database.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct JsonMap(pub Map<String, Value>);
+
+impl TryFrom<String> for JsonMap {
+    type Error = serde_json::Error;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        serde_json::from_str(&s).map(JsonMap)
+    }
+}
+
+/// A list of strings kept as JSON text.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StringList(pub Vec<String>);
+
+impl TryFrom<String> for StringList {
+    type Error = serde_json::Error;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        serde_json::from_str(&s).map(StringList)
+    }
+}
+
+/// A task as the gateway knows it. `mj_id` is the id clients see; `upstream_id` is the
+/// channel's id for the same task and never leaves the gateway.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Task {
+    pub id: i64,
+    pub mj_id: String,
+    pub user_id: i64,
+    pub key_id: Option<i64>,
+    pub channel_id: Option<i64>,
+    pub upstream_id: Option<String>,
+    pub parent_id: Option<String>,
+    #[sqlx(try_from = "String")]
+    pub action: TaskAction,
+    #[sqlx(try_from = "String")]
+    pub status: TaskStatus,
+    pub progress: String,
+    pub prompt: String,
+    pub prompt_en: String,
+    pub description: String,
+    pub state: Option<String>,
+    #[sqlx(try_from = "String")]
+    pub bot_type: BotType,
+    pub mode: Option<String>,
+    pub custom_id: Option<String>,
+    pub notify_hook: Option<String>,
+    pub submit_time: i64,
+    pub start_time: i64,
+    pub finish_time: i64,
+    pub upstream_image_url: Option<String>,
+    pub video_url: Option<String>,
+    #[sqlx(try_from = "String")]
+    pub video_urls: StringList,
+    pub fail_reason: Option<String>,
+    #[sqlx(try_from = "String")]
+    pub buttons: Buttons,
+    #[sqlx(try_from = "String")]
+    pub properties: JsonMap,
+    pub quota: i64,
+    pub missing_polls: i64,
+    pub updated_at: i64,
+}
+
+impl Task {
+    pub fn mode(&self) -> Option<Mode> {
+        self.mode.as_deref().and_then(|m| m.parse().ok())
+    }
+}
+
+/// A task about to be forwarded.
+#[derive(Debug, Clone)]
+pub struct NewTask {
+    pub mj_id: String,
+    pub user_id: i64,
+    pub key_id: Option<i64>,
+    pub parent_id: Option<String>,
+    pub action: TaskAction,
+    pub status: TaskStatus,
+    pub prompt: String,
+    pub description: String,
+    pub state: Option<String>,
+    pub bot_type: BotType,
+    pub mode: Option<Mode>,
+    pub custom_id: Option<String>,
+    pub notify_hook: Option<String>,
+    pub submit_time: i64,
+}
+
+/// What an upstream report (a poll or a callback) changes on a task.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TaskUpdate {
+    pub status: TaskStatus,
+    pub progress: String,
+    pub prompt: String,
+    pub prompt_en: String,
+    pub description: String,
+    pub start_time: i64,
+    pub finish_time: i64,
+    pub upstream_image_url: Option<String>,
+    pub video_url: Option<String>,
+    pub video_urls: Vec<String>,
+    pub fail_reason: Option<String>,
+    pub buttons: Vec<Button>,
+    pub properties: Map<String, Value>,
+}
+
+/// Which tasks a history page shows. Times are Unix milliseconds.
+#[derive(Debug, Clone, Default)]
+pub struct TaskFilter {
+    pub user_id: Option<i64>,
+    pub channel_id: Option<i64>,
+    pub mj_id: Option<String>,
+    pub submitted_from: Option<i64>,
+    pub submitted_to: Option<i64>,
+    pub offset: i64,
+    pub limit: i64,
+}
+
+/// A difference between a balance and what the ledger says it should be.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LedgerProblem(pub String);
