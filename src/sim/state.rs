@@ -1,0 +1,622 @@
+//! What the simulator knows: its tasks, its accounts with their running slots and queues,
+//! the files it serves and the requests it received. One lock over all of it; nothing slow
+//! happens while it is held.
+
+use super::render::{Job, Rendered};
+use super::{Faults, Pace, RequestRecord, SimConfig};
+use crate::domain::ids::now_ms;
+use crate::domain::{BotType, Button, Mode, TaskAction, TaskStatus};
+use crate::proto::{SubmitResult, TaskJson, code};
+use bytes::Bytes;
+use serde_json::{Map, Value, json};
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+/// A task as the simulator holds it.
+pub(super) struct SimTask {
+    pub id: String,
+    pub action: TaskAction,
+    pub bot_type: BotType,
+    pub prompt: String,
+    pub prompt_en: String,
+    pub description: String,
+    pub state: Option<String>,
+    pub status: TaskStatus,
+    pub progress: u8,
+    pub submit_time: i64,
+    pub start_time: Option<i64>,
+    pub finish_time: Option<i64>,
+    pub image_url: Option<String>,
+    /// Name of the finished image among the served files, for actions on this task.
+    pub image_file: Option<String>,
+    pub fail_reason: Option<String>,
+    pub buttons: Vec<Button>,
+    /// The Discord job uuid: in the image name, the buttons and `messageHash`.
+    pub hash: String,
+    pub seed: u32,
+    pub account: usize,
+    /// What the task will produce; taken by the runner (or kept while `MODAL`).
+    pub job: Option<Job>,
+    pub fail: bool,
+    pub stall: bool,
+    pub forgotten: bool,
+    notify_hook: Option<String>,
+    notifier: Option<mpsc::UnboundedSender<TaskJson>>,
+}
+
+/// What a submit route asks the state to create.
+pub(super) struct NewTask {
+    pub action: TaskAction,
+    pub bot_type: BotType,
+    pub prompt: String,
+    pub description: String,
+    pub state: Option<String>,
+    pub notify_hook: Option<String>,
+    pub seed: u32,
+    pub job: Job,
+    /// The account of the parent task, for actions.
+    pub account: Option<usize>,
+    pub modal: bool,
+}
+
+struct Account {
+    instance_id: String,
+    running: usize,
+    queue: VecDeque<String>,
+}
+
+struct StoredFile {
+    content_type: &'static str,
+    bytes: Bytes,
+}
+
+struct Inner {
+    faults: Faults,
+    tasks: HashMap<String, SimTask>,
+    accounts: Vec<Account>,
+    files: HashMap<String, StoredFile>,
+    requests: Vec<RequestRecord>,
+    last_id: i64,
+}
+
+/// Everything one simulator shares between its routes and its runners.
+pub(super) struct SimState {
+    pub config: SimConfig,
+    pub public_url: String,
+    pub shutdown: CancellationToken,
+    http: reqwest::Client,
+    inner: Mutex<Inner>,
+}
+
+impl SimState {
+    pub fn new(config: SimConfig, public_url: String, shutdown: CancellationToken) -> Self {
+        let accounts = (0..config.accounts.max(1))
+            .map(|n| Account {
+                instance_id: format!("{}", 1_180_000_000_000_000_000u64 + n as u64),
+                running: 0,
+                queue: VecDeque::new(),
+            })
+            .collect();
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(5))
+            .build()
+            .expect("the TLS backend is compiled in");
+        let inner = Inner {
+            faults: config.faults.clone(),
+            tasks: HashMap::new(),
+            accounts,
+            files: HashMap::new(),
+            requests: Vec::new(),
+            last_id: 0,
+        };
+        Self {
+            config,
+            public_url: public_url.trim_end_matches('/').to_string(),
+            shutdown,
+            http,
+            inner: Mutex::new(inner),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic while holding the lock leaves plain data behind; keep serving it.
+        self.inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub fn faults(&self) -> Faults {
+        self.lock().faults.clone()
+    }
+
+    pub fn set_faults(&self, faults: Faults) {
+        self.lock().faults = faults;
+    }
+
+    pub fn record(&self, request: RequestRecord) {
+        self.lock().requests.push(request);
+    }
+
+    pub fn requests(&self) -> Vec<RequestRecord> {
+        self.lock().requests.clone()
+    }
+
+    /// Whether this simulator's accounts can run a task in `mode` (none asked: any).
+    pub fn offers(&self, modes: &[Mode]) -> bool {
+        modes.is_empty() || modes.iter().any(|m| self.config.modes.contains(m))
+    }
+
+    /// Time between two progress steps of a task doing `action`.
+    pub fn step(&self, action: TaskAction) -> Duration {
+        match self.config.pace {
+            Pace::Fast => Duration::from_millis(8),
+            Pace::Step(step) => step,
+            Pace::Real => match action {
+                TaskAction::Upscale | TaskAction::Describe | TaskAction::Shorten => {
+                    Duration::from_secs(3)
+                }
+                _ => Duration::from_secs(6),
+            },
+        }
+    }
+
+    /// Creates a task and either starts it, queues it or refuses it, answering as
+    /// midjourney-proxy does. Returns the answer and the id to start now, if any.
+    pub fn admit(&self, new: NewTask, faults: &Faults) -> (SubmitResult, Option<String>) {
+        let mut inner = self.lock();
+        let account = match new.account {
+            Some(account) => account,
+            None => match pick_account(&inner.accounts, &self.config) {
+                Some(account) => account,
+                None => {
+                    let instance = inner.accounts[0].instance_id.clone();
+                    let answer = SubmitResult::new(
+                        code::QUEUE_REJECTED,
+                        "队列已满，请稍后尝试",
+                        Value::Null,
+                    )
+                    .with_property("discordInstanceId", instance);
+                    return (answer, None);
+                }
+            },
+        };
+        let id = next_id(&mut inner.last_id);
+        let has = |word: &str| !word.is_empty() && new.prompt.contains(word);
+        let notifier = new
+            .notify_hook
+            .as_ref()
+            .map(|hook| self.notifier(hook.clone()));
+        let task = SimTask {
+            id: id.clone(),
+            action: new.action,
+            bot_type: new.bot_type,
+            prompt_en: new.prompt.clone(),
+            prompt: new.prompt.clone(),
+            description: new.description,
+            state: new.state,
+            status: if new.modal {
+                TaskStatus::Modal
+            } else {
+                TaskStatus::NotStart
+            },
+            progress: 0,
+            submit_time: now_ms(),
+            start_time: None,
+            finish_time: None,
+            image_url: None,
+            image_file: None,
+            fail_reason: None,
+            buttons: Vec::new(),
+            hash: uuid::Uuid::new_v4().to_string(),
+            seed: new.seed,
+            account,
+            job: Some(new.job),
+            fail: has(&faults.fail_word),
+            stall: has(&faults.stall_word),
+            forgotten: has(&faults.forget_word),
+            notify_hook: new.notify_hook,
+            notifier,
+        };
+        let final_prompt = task.prompt.clone();
+        inner.tasks.insert(id.clone(), task);
+        if new.modal {
+            let answer = SubmitResult::new(code::EXISTED, "Waiting for window confirm", id)
+                .with_property("finalPrompt", final_prompt)
+                .with_property("remix", true);
+            return (answer, None);
+        }
+        let (answer, start) = enqueue(&mut inner, account, id, &self.config);
+        (answer, start)
+    }
+
+    /// Leaves `MODAL` with the pop-up's job and schedules the task on its account.
+    pub fn confirm_modal(
+        &self,
+        id: &str,
+        prompt: Option<String>,
+        job: Job,
+    ) -> (SubmitResult, Option<String>) {
+        let mut inner = self.lock();
+        let Inner {
+            tasks, accounts, ..
+        } = &mut *inner;
+        let Some(task) = tasks.get_mut(id) else {
+            return (
+                SubmitResult::new(code::NOT_FOUND, "关联任务不存在或已失效", Value::Null),
+                None,
+            );
+        };
+        if task.status != TaskStatus::Modal {
+            return (
+                SubmitResult::new(code::VALIDATION_ERROR, "任务状态错误", Value::Null),
+                None,
+            );
+        }
+        if let Some(prompt) = prompt {
+            task.prompt_en = prompt.clone();
+            task.prompt = prompt;
+        }
+        task.status = TaskStatus::NotStart;
+        task.job = Some(job);
+        let account = task.account;
+        emit(task, accounts);
+        enqueue(&mut inner, account, id.to_string(), &self.config)
+    }
+
+    /// A copy of what the routes need to know about a visible task.
+    pub fn with_task<T>(&self, id: &str, read: impl FnOnce(&SimTask) -> T) -> Option<T> {
+        let inner = self.lock();
+        let forget_all = inner.faults.forget_all;
+        inner
+            .tasks
+            .get(id)
+            .filter(|t| !forget_all && !t.forgotten)
+            .map(read)
+    }
+
+    /// The protocol view of the visible tasks among `ids`, in the order asked.
+    pub fn task_views(&self, ids: &[String]) -> Vec<TaskJson> {
+        let inner = self.lock();
+        if inner.faults.forget_all {
+            return Vec::new();
+        }
+        ids.iter()
+            .filter_map(|id| inner.tasks.get(id))
+            .filter(|t| !t.forgotten)
+            .map(|t| view(t, &inner.accounts))
+            .collect()
+    }
+
+    /// The newest visible tasks, at most `limit`.
+    pub fn latest_views(&self, limit: usize) -> Vec<TaskJson> {
+        let inner = self.lock();
+        if inner.faults.forget_all {
+            return Vec::new();
+        }
+        let mut tasks: Vec<&SimTask> = inner.tasks.values().filter(|t| !t.forgotten).collect();
+        tasks.sort_by(|a, b| b.id.cmp(&a.id));
+        tasks
+            .into_iter()
+            .take(limit)
+            .map(|t| view(t, &inner.accounts))
+            .collect()
+    }
+
+    pub fn file(&self, name: &str) -> Option<(&'static str, Bytes)> {
+        let inner = self.lock();
+        inner
+            .files
+            .get(name)
+            .map(|f| (f.content_type, f.bytes.clone()))
+    }
+
+    /// Stores a file and returns its public URL.
+    pub fn put_file(
+        &self,
+        folder: &str,
+        name: String,
+        content_type: &'static str,
+        bytes: Bytes,
+    ) -> String {
+        let mut inner = self.lock();
+        let channel = inner.accounts[0].instance_id.clone();
+        inner.files.insert(
+            name.clone(),
+            StoredFile {
+                content_type,
+                bytes,
+            },
+        );
+        format!("{}/attachments/{channel}/{folder}/{name}", self.public_url)
+    }
+
+    fn remove_file(&self, name: &str) {
+        self.lock().files.remove(name);
+    }
+
+    /// `NOT_START` → `SUBMITTED`: hands the runner the job to render.
+    pub fn begin(&self, id: &str) -> Option<Started> {
+        let mut inner = self.lock();
+        let Inner {
+            tasks, accounts, ..
+        } = &mut *inner;
+        let task = tasks.get_mut(id)?;
+        task.status = TaskStatus::Submitted;
+        task.progress = 0;
+        task.start_time = Some(now_ms());
+        emit(task, accounts);
+        Some(Started {
+            job: task.job.take()?,
+            action: task.action,
+            prompt: task.prompt.clone(),
+            seed: task.seed,
+            hash: task.hash.clone(),
+            fail: task.fail,
+            stall: task.stall,
+        })
+    }
+
+    /// `IN_PROGRESS` at `percent`, with a preview image when there is one.
+    pub fn progress(&self, id: &str, percent: u8, preview: Option<Bytes>) {
+        let hash = self.with_any(id, |t| t.hash.clone());
+        let url = match (preview, hash) {
+            (Some(png), Some(hash)) => {
+                let name = format!("preview_{percent}_{hash}.png");
+                Some((name.clone(), self.put_file(id, name, "image/png", png)))
+            }
+            _ => None,
+        };
+        let previous = {
+            let mut inner = self.lock();
+            let Inner {
+                tasks, accounts, ..
+            } = &mut *inner;
+            let Some(task) = tasks.get_mut(id) else {
+                return;
+            };
+            task.status = TaskStatus::InProgress;
+            task.progress = percent;
+            let previous = task.image_file.take();
+            if let Some((name, url)) = url {
+                task.image_file = Some(name);
+                task.image_url = Some(url);
+            }
+            emit(task, accounts);
+            previous
+        };
+        if let Some(old) = previous {
+            self.remove_file(&old);
+        }
+    }
+
+    /// `SUCCESS` with what the job produced.
+    pub fn succeed(&self, id: &str, rendered: Rendered) {
+        let hash = self.with_any(id, |t| t.hash.clone()).unwrap_or_default();
+        let image = rendered.png.map(|png| {
+            let name = format!("{}_{hash}.png", file_stem(&rendered.prompt_for_name));
+            let url = self.put_file(id, name.clone(), "image/png", png);
+            (name, url)
+        });
+        let mut inner = self.lock();
+        let Inner {
+            tasks,
+            accounts,
+            files,
+            ..
+        } = &mut *inner;
+        let Some(task) = tasks.get_mut(id) else {
+            return;
+        };
+        if let Some(old) = task.image_file.take() {
+            files.remove(&old);
+        }
+        match image {
+            Some((name, url)) => {
+                task.image_file = Some(name);
+                task.image_url = Some(url);
+            }
+            None => task.image_url = rendered.image_url,
+        }
+        if let Some(text) = rendered.text {
+            task.prompt_en = text.clone();
+            task.prompt = text;
+        }
+        task.buttons = rendered.buttons;
+        task.status = TaskStatus::Success;
+        task.progress = 100;
+        task.finish_time = Some(now_ms());
+        emit(task, accounts);
+        task.notifier = None;
+    }
+
+    pub fn fail(&self, id: &str, reason: &str) {
+        let mut inner = self.lock();
+        let Inner {
+            tasks, accounts, ..
+        } = &mut *inner;
+        let Some(task) = tasks.get_mut(id) else {
+            return;
+        };
+        task.status = TaskStatus::Failure;
+        task.fail_reason = Some(reason.to_string());
+        task.finish_time = Some(now_ms());
+        emit(task, accounts);
+        task.notifier = None;
+    }
+
+    /// Frees the task's slot; returns the next queued task of that account to start.
+    pub fn release(&self, id: &str) -> Option<String> {
+        let mut inner = self.lock();
+        let account = inner.tasks.get(id)?.account;
+        let slot = &mut inner.accounts[account];
+        match slot.queue.pop_front() {
+            Some(next) => Some(next),
+            None => {
+                slot.running = slot.running.saturating_sub(1);
+                None
+            }
+        }
+    }
+
+    /// A task's fields regardless of the forget faults (runners still see what they run).
+    pub fn with_any<T>(&self, id: &str, read: impl FnOnce(&SimTask) -> T) -> Option<T> {
+        self.lock().tasks.get(id).map(read)
+    }
+
+    /// A served image's bytes by the task it belongs to.
+    pub fn task_image(&self, id: &str) -> Option<Bytes> {
+        let inner = self.lock();
+        let name = inner.tasks.get(id)?.image_file.as_ref()?;
+        inner.files.get(name).map(|f| f.bytes.clone())
+    }
+
+    /// One sender per hooked task, so that its states arrive in order.
+    fn notifier(&self, hook: String) -> mpsc::UnboundedSender<TaskJson> {
+        let (tx, mut rx) = mpsc::unbounded_channel::<TaskJson>();
+        let http = self.http.clone();
+        let stop = self.shutdown.clone();
+        tokio::spawn(async move {
+            while let Some(task) = rx.recv().await {
+                let post = http.post(&hook).json(&task).send();
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    result = post => if let Err(e) = result {
+                        tracing::debug!(%hook, error = %e, "simulated notifyHook call failed");
+                    },
+                }
+            }
+        });
+        tx
+    }
+}
+
+/// What a runner needs from a task that starts.
+pub(super) struct Started {
+    pub job: Job,
+    pub action: TaskAction,
+    pub prompt: String,
+    pub seed: u32,
+    pub hash: String,
+    pub fail: bool,
+    pub stall: bool,
+}
+
+/// An account with a free slot, else the one with the shortest queue that has room.
+fn pick_account(accounts: &[Account], config: &SimConfig) -> Option<usize> {
+    let free = accounts.iter().position(|a| a.running < config.concurrency);
+    free.or_else(|| {
+        accounts
+            .iter()
+            .enumerate()
+            .filter(|(_, a)| a.queue.len() < config.queue_size)
+            .min_by_key(|(_, a)| a.queue.len())
+            .map(|(n, _)| n)
+    })
+}
+
+/// Runs the task now if its account has a slot, else queues it (code 22).
+fn enqueue(
+    inner: &mut Inner,
+    account: usize,
+    id: String,
+    config: &SimConfig,
+) -> (SubmitResult, Option<String>) {
+    let slot = &mut inner.accounts[account];
+    let instance = slot.instance_id.clone();
+    if slot.running < config.concurrency {
+        slot.running += 1;
+        let answer = SubmitResult::new(code::SUCCESS, "提交成功", id.clone())
+            .with_property("discordInstanceId", instance.clone())
+            .with_property("discordChannelId", instance);
+        return (answer, Some(id));
+    }
+    if slot.queue.len() >= config.queue_size {
+        inner.tasks.remove(&id);
+        let answer = SubmitResult::new(code::QUEUE_REJECTED, "队列已满，请稍后尝试", Value::Null)
+            .with_property("discordInstanceId", instance);
+        return (answer, None);
+    }
+    slot.queue.push_back(id.clone());
+    let ahead = slot.queue.len();
+    let answer = SubmitResult::new(code::IN_QUEUE, format!("排队中，前面还有{ahead}个任务"), id)
+        .with_property("numberOfQueues", ahead)
+        .with_property("discordInstanceId", instance.clone())
+        .with_property("discordChannelId", instance);
+    (answer, None)
+}
+
+/// Ids in the upstream's shape, strictly increasing: milliseconds and a 3-digit counter.
+fn next_id(last: &mut i64) -> String {
+    *last = (now_ms() * 1000).max(*last + 1);
+    last.to_string()
+}
+
+/// Discord-like file names: the prompt's first words joined by underscores.
+fn file_stem(prompt: &str) -> String {
+    let words: Vec<String> = prompt
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .take(6)
+        .map(str::to_lowercase)
+        .collect();
+    if words.is_empty() {
+        "sim".to_string()
+    } else {
+        format!("sim_{}", words.join("_"))
+    }
+}
+
+/// Sends the task's current state to its hook, if it has one.
+fn emit(task: &SimTask, accounts: &[Account]) {
+    if let Some(notifier) = &task.notifier {
+        let _ = notifier.send(view(task, accounts));
+    }
+}
+
+/// The task as midjourney-proxy serializes it.
+fn view(task: &SimTask, accounts: &[Account]) -> TaskJson {
+    let instance = &accounts[task.account].instance_id;
+    let mut properties = Map::new();
+    properties.insert("finalPrompt".into(), json!(task.prompt_en));
+    properties.insert("discordInstanceId".into(), json!(instance));
+    properties.insert("discordChannelId".into(), json!(instance));
+    properties.insert("botType".into(), json!(task.bot_type.as_str()));
+    properties.insert(
+        "nonce".into(),
+        json!(format!("{}", task.submit_time * 1000 + 7)),
+    );
+    if let Some(hook) = &task.notify_hook {
+        properties.insert("notifyHook".into(), json!(hook));
+    }
+    if task.status == TaskStatus::Success {
+        properties.insert("messageHash".into(), json!(task.hash));
+        properties.insert(
+            "messageId".into(),
+            json!(format!("{}", task.seed as u64 * 1_000_003)),
+        );
+    }
+    TaskJson {
+        id: task.id.clone(),
+        action: Some(task.action.as_str().to_string()),
+        custom_id: Some(String::new()),
+        bot_type: Some(task.bot_type.as_str().to_string()),
+        prompt: Some(task.prompt.clone()),
+        prompt_en: Some(task.prompt_en.clone()),
+        description: Some(task.description.clone()),
+        state: task.state.clone(),
+        submit_time: Some(task.submit_time),
+        start_time: task.start_time,
+        finish_time: task.finish_time,
+        image_url: task.image_url.clone(),
+        video_url: None,
+        video_urls: None,
+        status: Some(task.status.as_str().to_string()),
+        progress: Some(format!("{}%", task.progress)),
+        fail_reason: task.fail_reason.clone(),
+        buttons: task.buttons.clone(),
+        properties,
+    }
+}
