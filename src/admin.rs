@@ -1,0 +1,130 @@
+//! Administrative operations, shared by the command line and (later) the admin API.
+
+use crate::domain::prices::PriceRule;
+use crate::domain::secrets::{hash_secret, key_hint, new_access_token, new_api_key};
+use crate::store::{
+    ApiKey, NewChannel, NewKey, NewUser, Role, Store, StoreError, StoreResult, User,
+};
+
+/// A user just created, with the access token shown this once.
+pub struct CreatedUser {
+    pub user: User,
+    pub access_token: String,
+}
+
+pub async fn create_user(store: &dyn Store, name: &str, role: Role) -> StoreResult<CreatedUser> {
+    let access_token = new_access_token();
+    let user = store
+        .create_user(&NewUser {
+            name: name.to_string(),
+            role,
+            access_token_hash: Some(hash_secret(&access_token)),
+        })
+        .await?;
+    Ok(CreatedUser { user, access_token })
+}
+
+/// The user called `name`, created (as a plain user) when missing.
+pub async fn user_or_create(store: &dyn Store, name: &str) -> StoreResult<User> {
+    if let Some(user) = store.user_by_name(name).await? {
+        return Ok(user);
+    }
+    match create_user(store, name, Role::User).await {
+        Ok(created) => Ok(created.user),
+        // Created meanwhile by someone else.
+        Err(StoreError::Conflict(_)) => store
+            .user_by_name(name)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("user {name}"))),
+        Err(e) => Err(e),
+    }
+}
+
+/// A key just created, with its secret shown this once.
+pub struct CreatedKey {
+    pub key: ApiKey,
+    pub secret: String,
+}
+
+pub async fn create_key(
+    store: &dyn Store,
+    user: &User,
+    quota_limit: Option<i64>,
+    expires_at: Option<i64>,
+) -> StoreResult<CreatedKey> {
+    let secret = new_api_key();
+    let key = store
+        .create_key(&NewKey {
+            user_id: user.id,
+            key_hash: hash_secret(&secret),
+            key_hint: key_hint(&secret),
+            expires_at,
+            quota_limit,
+        })
+        .await?;
+    Ok(CreatedKey { key, secret })
+}
+
+/// Creates a user and gives them `quota` to start with (as a top-up in the ledger).
+pub async fn create_user_with_quota(
+    store: &dyn Store,
+    name: &str,
+    role: Role,
+    quota: i64,
+) -> StoreResult<CreatedUser> {
+    let mut created = create_user(store, name, role).await?;
+    if quota > 0 {
+        created.user = store.top_up(created.user.id, quota).await?;
+    }
+    Ok(created)
+}
+
+/// User names: 1 to 64 letters, digits, `.`, `_`, `-`, `@`.
+pub fn valid_user_name(name: &str) -> Result<&str, String> {
+    let name = name.trim();
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-@".contains(c));
+    if ok {
+        Ok(name)
+    } else {
+        Err(format!(
+            "`{name}` is not a valid user name (letters, digits, . _ - @)"
+        ))
+    }
+}
+
+/// Checks a new channel's settings.
+pub fn check_channel(new: &NewChannel) -> Result<(), String> {
+    if new.name.trim().is_empty() {
+        return Err("name must not be empty".to_string());
+    }
+    let url =
+        reqwest::Url::parse(&new.base_url).map_err(|e| format!("base_url is not a URL: {e}"))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err("base_url must be http(s)".to_string());
+    }
+    if new.weight < 1 {
+        return Err("weight must be at least 1".to_string());
+    }
+    Ok(())
+}
+
+/// A price rule from its text form (`IMAGINE`, `TURBO` or none, a price).
+pub fn price_rule(action: &str, mode: Option<&str>, price: i64) -> Result<PriceRule, String> {
+    let action = action.trim().to_ascii_uppercase().parse()?;
+    let mode = match mode.map(str::trim).filter(|m| !m.is_empty()) {
+        Some(m) => Some(m.to_ascii_uppercase().parse()?),
+        None => None,
+    };
+    if price < 0 {
+        return Err("price must not be negative".to_string());
+    }
+    Ok(PriceRule {
+        action,
+        mode,
+        price,
+    })
+}

@@ -1,0 +1,185 @@
+//! Configuration: a TOML file (`--config FILE`) overlaid by `MJGATE_*` environment variables.
+
+use serde::{Deserialize, Deserializer};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Everything `mjgate serve` and the admin commands need to know.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Address the gateway listens on.
+    pub listen: SocketAddr,
+    /// `sqlite://FILE` (default `sqlite://<data_dir>/mjgate.db`) or `postgres://...`.
+    pub database_url: Option<String>,
+    /// Where the SQLite file and stored images live.
+    pub data_dir: PathBuf,
+    /// Absolute base of the URLs the gateway hands out; taken from the request when unset.
+    pub public_url: Option<String>,
+    /// How often unfinished tasks are polled upstream.
+    #[serde(deserialize_with = "duration")]
+    pub poll_interval: Duration,
+    /// An unfinished task older than this fails and is refunded.
+    #[serde(deserialize_with = "duration")]
+    pub task_timeout: Duration,
+    /// How many polls in a row may miss a task before it is failed as forgotten.
+    pub forget_after_polls: u32,
+    /// Time limit for one request to an upstream.
+    #[serde(deserialize_with = "duration")]
+    pub upstream_timeout: Duration,
+    /// Largest image the gateway fetches from an upstream, in bytes.
+    pub max_image_bytes: u64,
+    /// Secret for signing image URLs; generated and kept in the database when unset.
+    pub secret: Option<String>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            database_url: None,
+            data_dir: PathBuf::from("./data"),
+            public_url: None,
+            poll_interval: Duration::from_secs(3),
+            task_timeout: Duration::from_secs(3600),
+            forget_after_polls: 5,
+            upstream_timeout: Duration::from_secs(30),
+            max_image_bytes: 32 * 1024 * 1024,
+            secret: None,
+        }
+    }
+}
+
+/// A setting that could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {source}")]
+    Parse {
+        path: PathBuf,
+        source: toml::de::Error,
+    },
+    #[error("{name}: {reason}")]
+    Env { name: String, reason: String },
+}
+
+impl Config {
+    /// Reads the file (when given), then the process environment.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let mut config = match file {
+            Some(path) => Self::from_file(path)?,
+            None => Self::default(),
+        };
+        config.apply_env(std::env::vars())?;
+        Ok(config)
+    }
+
+    pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|source| ConfigError::Parse {
+            path: path.to_owned(),
+            source,
+        })
+    }
+
+    /// Overlays `MJGATE_<SETTING>` variables; other variables are ignored.
+    pub fn apply_env(
+        &mut self,
+        vars: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<(), ConfigError> {
+        for (name, value) in vars {
+            let Some(key) = name.strip_prefix("MJGATE_") else {
+                continue;
+            };
+            let bad = |reason: String| ConfigError::Env {
+                name: name.clone(),
+                reason,
+            };
+            match key {
+                "LISTEN" => self.listen = value.parse().map_err(|e| bad(format!("{e}")))?,
+                "DATABASE_URL" => self.database_url = Some(value),
+                "DATA_DIR" => self.data_dir = PathBuf::from(value),
+                "PUBLIC_URL" => self.public_url = Some(value),
+                "POLL_INTERVAL" => self.poll_interval = parse_duration(&value).map_err(bad)?,
+                "TASK_TIMEOUT" => self.task_timeout = parse_duration(&value).map_err(bad)?,
+                "UPSTREAM_TIMEOUT" => {
+                    self.upstream_timeout = parse_duration(&value).map_err(bad)?
+                }
+                "FORGET_AFTER_POLLS" => {
+                    self.forget_after_polls = value.parse().map_err(|e| bad(format!("{e}")))?
+                }
+                "MAX_IMAGE_BYTES" => {
+                    self.max_image_bytes = value.parse().map_err(|e| bad(format!("{e}")))?
+                }
+                "SECRET" => self.secret = Some(value),
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// The database URL, defaulting to a SQLite file in the data folder.
+    pub fn database_url(&self) -> String {
+        self.database_url
+            .clone()
+            .unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("mjgate.db").display()))
+    }
+}
+
+/// `500ms`, `5s`, `1h`, `1h 30m`.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    humantime::parse_duration(text.trim()).map_err(|e| format!("`{text}` is not a duration: {e}"))
+}
+
+fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    let text = String::deserialize(d)?;
+    parse_duration(&text).map_err(serde::de::Error::custom)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_overrides_file() {
+        let mut config: Config =
+            toml::from_str("poll_interval = \"5s\"\nlisten = \"0.0.0.0:9000\"").unwrap();
+        assert_eq!(config.poll_interval, Duration::from_secs(5));
+        config
+            .apply_env([
+                ("MJGATE_POLL_INTERVAL".to_string(), "500ms".to_string()),
+                ("MJGATE_TASK_TIMEOUT".to_string(), "1h".to_string()),
+                ("HOME".to_string(), "/root".to_string()),
+            ])
+            .unwrap();
+        assert_eq!(config.poll_interval, Duration::from_millis(500));
+        assert_eq!(config.task_timeout, Duration::from_secs(3600));
+        assert_eq!(config.listen.port(), 9000);
+    }
+
+    #[test]
+    fn bad_values_name_the_variable() {
+        let err = Config::default()
+            .apply_env([("MJGATE_POLL_INTERVAL".to_string(), "soon".to_string())])
+            .unwrap_err();
+        assert!(err.to_string().contains("MJGATE_POLL_INTERVAL"), "{err}");
+        assert!(toml::from_str::<Config>("nonsense = 1").is_err());
+    }
+
+    #[test]
+    fn sqlite_file_in_data_dir_by_default() {
+        let config = Config {
+            data_dir: PathBuf::from("/srv/mj"),
+            ..Config::default()
+        };
+        assert_eq!(config.database_url(), "sqlite:///srv/mj/mjgate.db");
+    }
+}

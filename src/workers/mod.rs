@@ -1,0 +1,3 @@
+//! Background work. Every loop takes a cancellation token and stops when it fires.
+
+pub mod poller;

@@ -1,0 +1,223 @@
+//! The command line as an operator uses it: admin commands on the configured database, and
+//! `mjgate serve` configured by environment, answering, and stopping cleanly on SIGTERM.
+
+use serde_json::Value;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn mjgate(data_dir: &std::path::Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_mjgate"));
+    cmd.env("MJGATE_DATA_DIR", data_dir).env("RUST_LOG", "warn");
+    cmd
+}
+
+fn json_output(cmd: &mut Command) -> Value {
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn admin_commands_share_the_configured_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = json_output(mjgate(dir.path()).args(["key", "create", "--user", "zoe", "--json"]));
+    let secret = key["key"].as_str().unwrap();
+    assert!(secret.starts_with("sk-") && secret.len() == 51, "{key}");
+    assert!(key["id"].as_i64().is_some());
+
+    let channel = json_output(mjgate(dir.path()).args([
+        "channel",
+        "add",
+        "--name",
+        "up",
+        "--base-url",
+        "http://127.0.0.1:9",
+        "--secret",
+        "s",
+        "--json",
+    ]));
+    assert!(channel["id"].as_i64().is_some(), "{channel}");
+
+    let keys = json_output(mjgate(dir.path()).args(["key", "list", "--json"]));
+    assert_eq!(keys.as_array().unwrap().len(), 1);
+    assert!(
+        !keys.to_string().contains(secret),
+        "lists never show secrets"
+    );
+    let channels = json_output(mjgate(dir.path()).args(["channel", "list", "--json"]));
+    assert_eq!(channels[0]["name"], "up");
+
+    let bad = mjgate(dir.path())
+        .args(["channel", "add", "--name", "x", "--base-url", "not a url"])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+}
+
+#[test]
+fn users_prices_and_the_ledger_check() {
+    let dir = tempfile::tempdir().unwrap();
+    let admin = json_output(mjgate(dir.path()).args([
+        "user", "create", "--name", "root", "--admin", "--quota", "1000", "--json",
+    ]));
+    assert_eq!(admin["name"], "root");
+    assert_eq!(admin["access_token"].as_str().unwrap().len(), 32);
+    let topped = json_output(mjgate(dir.path()).args([
+        "user", "topup", "--name", "root", "--amount", "500", "--json",
+    ]));
+    assert_eq!(topped["balance"], 1500);
+    let users = json_output(mjgate(dir.path()).args(["user", "list", "--json"]));
+    assert_eq!(users[0]["role"], "admin");
+
+    let key = json_output(mjgate(dir.path()).args([
+        "key",
+        "create",
+        "--user",
+        "root",
+        "--limit",
+        "100",
+        "--expires",
+        "2099-01-01",
+        "--json",
+    ]));
+    let keys = json_output(mjgate(dir.path()).args(["key", "list", "--json"]));
+    assert_eq!(keys[0]["id"], key["id"]);
+    assert_eq!(keys[0]["quota_limit"], 100);
+    assert_eq!(keys[0]["expires_at"], 4_070_908_800_000i64);
+    let id = key["id"].to_string();
+    assert!(
+        mjgate(dir.path())
+            .args(["key", "disable", "--id", &id])
+            .status()
+            .unwrap()
+            .success()
+    );
+    assert_eq!(
+        json_output(mjgate(dir.path()).args(["key", "list", "--json"]))[0]["enabled"],
+        false
+    );
+
+    assert!(
+        mjgate(dir.path())
+            .args([
+                "price", "set", "--action", "imagine", "--mode", "turbo", "--price", "90000"
+            ])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let prices = json_output(mjgate(dir.path()).args(["price", "list", "--json"]));
+    let turbo = prices
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["action"] == "IMAGINE" && p["mode"] == "TURBO")
+        .unwrap();
+    assert_eq!(turbo["price"], 90000);
+    let fast = prices
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["action"] == "IMAGINE" && p["mode"] == "FAST")
+        .unwrap();
+    assert_eq!(fast["price"], 50000);
+    let refused = mjgate(dir.path())
+        .args(["price", "set", "--action", "FLY", "--price", "1"])
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("FLY"));
+
+    let check = mjgate(dir.path())
+        .args(["ledger", "check"])
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stdout)
+    );
+    assert!(
+        mjgate(dir.path())
+            .args(["user", "disable", "--name", "root"])
+            .status()
+            .unwrap()
+            .success()
+    );
+}
+
+#[test]
+fn serve_reads_the_environment_and_stops_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let config = dir.path().join("mjgate.toml");
+    std::fs::write(
+        &config,
+        "poll_interval = \"200ms\"\nlisten = \"127.0.0.1:1\"\n",
+    )
+    .unwrap();
+    let mut child = mjgate(dir.path())
+        .args(["serve", "--config", config.to_str().unwrap()])
+        .env("MJGATE_LISTEN", format!("127.0.0.1:{port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let answer = loop {
+        let attempt = raw_http::get_status(&format!("http://127.0.0.1:{port}/mj/task/list"));
+        if let Some(answer) = attempt {
+            break answer;
+        }
+        assert!(Instant::now() < deadline, "mjgate serve never answered");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(answer, 401, "the task list needs a key");
+    assert!(dir.path().join("mjgate.db").exists());
+
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "mjgate serve did not stop on SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status}");
+}
+
+/// A tiny blocking GET that returns the status, or None when nothing listens yet.
+mod raw_http {
+    use std::io::{Read, Write};
+
+    pub fn get_status(url: &str) -> Option<u16> {
+        let rest = url.strip_prefix("http://")?;
+        let (host, path) = rest.split_once('/').map(|(h, p)| (h, format!("/{p}")))?;
+        let mut stream = std::net::TcpStream::connect(host).ok()?;
+        write!(
+            stream,
+            "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+        )
+        .ok()?;
+        let mut response = String::new();
+        stream.read_to_string(&mut response).ok()?;
+        response.split_whitespace().nth(1)?.parse().ok()
+    }
+}
