@@ -2,6 +2,9 @@
 //! file, or a fresh PostgreSQL schema), in front of real simulators.
 #![allow(dead_code)]
 
+pub mod hooks;
+pub mod sim_client;
+
 use mjgate::admin;
 use mjgate::sim::{SimConfig, Simulator};
 use mjgate::store::{self, NewChannel, Role, Store};
