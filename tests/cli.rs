@@ -221,3 +221,92 @@ mod raw_http {
         response.split_whitespace().nth(1)?.parse().ok()
     }
 }
+
+/// The README's first command: the demo prints a key that works at once, through imagine
+/// and an upscale, against its built-in simulator.
+#[tokio::test]
+async fn demo_prints_a_key_that_works() {
+    use std::io::{BufRead, BufReader};
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mjgate"))
+        .args([
+            "demo",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--sim-step",
+            "5ms",
+        ])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    let key = stdout
+        .lines()
+        .map_while(Result::ok)
+        .find_map(|line| {
+            let rest = line.strip_prefix("demo API key: ")?;
+            Some(rest.split_whitespace().next()?.to_string())
+        })
+        .expect("the demo prints its key");
+
+    let base = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::new();
+    let post = |path: &str, body: Value| {
+        http.post(format!("{base}{path}"))
+            .bearer_auth(&key)
+            .json(&body)
+            .send()
+    };
+    let answer: Value = post(
+        "/mj/submit/imagine",
+        serde_json::json!({"prompt": "a lighthouse"}),
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(answer["code"], 1, "{answer}");
+    let id = answer["result"].as_str().unwrap().to_string();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let task: Value = loop {
+        let task: Value = http
+            .get(format!("{base}/mj/task/{id}/fetch"))
+            .bearer_auth(&key)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if task["status"] == "SUCCESS" {
+            break task;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the demo task never finished: {task}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let u1 = task["buttons"][0]["customId"].clone();
+    let answer: Value = post(
+        "/mj/submit/action",
+        serde_json::json!({"taskId": id, "customId": u1}),
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(answer["code"], 1, "{answer}");
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
+}

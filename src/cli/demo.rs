@@ -10,6 +10,9 @@ use clap::Args;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+/// The demo user's starting balance: 100 USD, a thousand imagines.
+const DEMO_QUOTA: i64 = 50_000_000;
+
 #[derive(Args)]
 pub struct DemoArgs {
     /// Address of the gateway.
@@ -49,12 +52,13 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         })
         .await?;
     let user = admin::user_or_create(&*store, "demo").await?;
+    let user = store.top_up(user.id, DEMO_QUOTA).await?;
     let key = admin::create_key(&*store, &user, None, None).await?;
 
     let base = format!("http://{}", app.local_addr());
     println!(
         "\nmjgate demo is running on {base} (simulated upstream on {})\n\
-         demo API key: {key}\n\n\
+         demo API key: {key} (user `demo`, balance {balance} units)\n\n\
          Try:\n  \
          curl -s {base}/mj/submit/imagine -H 'Authorization: Bearer {key}' \\\n    \
          -H 'Content-Type: application/json' -d '{{\"prompt\": \"a lighthouse at dusk\"}}'\n  \
@@ -63,6 +67,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         sim.base_url(),
         data.path().display(),
         key = key.secret,
+        balance = user.balance,
     );
     app.run(shutdown_signal()).await?;
     sim.stop().await;
