@@ -3,6 +3,7 @@
 
 use crate::config::Config;
 use crate::domain::secrets::{Signer, new_signing_secret};
+use crate::relay::routing::ChannelHealth;
 use crate::store::{self, Store, StoreError};
 use crate::upstream::UpstreamClient;
 use crate::{http, workers};
@@ -19,6 +20,8 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     pub upstream: UpstreamClient,
     pub signer: Signer,
+    /// How each channel is doing, for routing (per process).
+    pub health: Arc<ChannelHealth>,
 }
 
 impl AppState {
@@ -40,6 +43,10 @@ impl AppState {
         };
         Ok(Self {
             upstream: UpstreamClient::new(config.upstream_timeout),
+            health: Arc::new(ChannelHealth::new(
+                config.channel_failures_to_trip,
+                config.channel_cooldown,
+            )),
             signer: Signer::new(&secret),
             config: Arc::new(config),
             store,

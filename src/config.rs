@@ -32,6 +32,11 @@ pub struct Config {
     pub max_image_bytes: u64,
     /// Secret for signing image URLs; generated and kept in the database when unset.
     pub secret: Option<String>,
+    /// Failed submissions in a row that take a channel out of rotation.
+    pub channel_failures_to_trip: u32,
+    /// How long a failing channel rests before its next trial.
+    #[serde(deserialize_with = "duration")]
+    pub channel_cooldown: Duration,
 }
 
 impl Default for Config {
@@ -47,6 +52,8 @@ impl Default for Config {
             upstream_timeout: Duration::from_secs(30),
             max_image_bytes: 32 * 1024 * 1024,
             secret: None,
+            channel_failures_to_trip: 3,
+            channel_cooldown: Duration::from_secs(30),
         }
     }
 }
@@ -120,6 +127,13 @@ impl Config {
                     self.max_image_bytes = value.parse().map_err(|e| bad(format!("{e}")))?
                 }
                 "SECRET" => self.secret = Some(value),
+                "CHANNEL_FAILURES_TO_TRIP" => {
+                    self.channel_failures_to_trip =
+                        value.parse().map_err(|e| bad(format!("{e}")))?
+                }
+                "CHANNEL_COOLDOWN" => {
+                    self.channel_cooldown = parse_duration(&value).map_err(bad)?
+                }
                 _ => {}
             }
         }

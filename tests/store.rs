@@ -7,7 +7,9 @@ use mjgate::admin;
 use mjgate::domain::ids::now_ms;
 use mjgate::domain::secrets::hash_secret;
 use mjgate::domain::{BotType, TaskAction, TaskStatus};
-use mjgate::store::{self, NewChannel, NewTask, Role, Store, StoreError, TaskFilter, TaskUpdate};
+use mjgate::store::{
+    self, ChannelChange, NewChannel, NewTask, Role, Store, StoreError, TaskFilter, TaskUpdate,
+};
 use std::sync::Arc;
 
 async fn open(db: Db) -> (Arc<dyn Store>, common::TestDb) {
@@ -107,8 +109,8 @@ async fn channels(db: Db) {
                 base_url: "http://127.0.0.1:1".to_string(),
                 secret: "s".to_string(),
                 priority,
-                weight: 1,
                 is_local: true,
+                ..NewChannel::default()
             })
             .await
             .unwrap();
@@ -124,6 +126,63 @@ async fn channels(db: Db) {
     let first = store.list_channels().await.unwrap()[0].clone();
     assert!(first.enabled && first.is_local);
     assert_eq!(store.channel(first.id).await.unwrap().unwrap().name, "high");
+    assert_eq!(first.modes, "FAST,RELAX,TURBO");
+
+    // Only what a change names changes; a cap of 0 removes the cap.
+    let capped = ChannelChange {
+        enabled: Some(false),
+        weight: Some(4),
+        modes: Some("RELAX".to_string()),
+        max_in_flight: Some(7),
+        ..ChannelChange::default()
+    };
+    let changed = store
+        .update_channel(first.id, &capped)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (
+            changed.enabled,
+            changed.weight,
+            changed.modes.as_str(),
+            changed.max_in_flight
+        ),
+        (false, 4, "RELAX", Some(7))
+    );
+    assert_eq!(
+        (changed.name.as_str(), changed.priority, changed.is_local),
+        ("high", 5, true)
+    );
+    let uncapped = ChannelChange {
+        max_in_flight: Some(0),
+        ..ChannelChange::default()
+    };
+    let changed = store
+        .update_channel(first.id, &uncapped)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (changed.max_in_flight, changed.weight, changed.enabled),
+        (None, 4, false)
+    );
+    assert!(
+        store
+            .update_channel(999, &uncapped)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let taken = ChannelChange {
+        name: Some("low".to_string()),
+        ..ChannelChange::default()
+    };
+    assert!(matches!(
+        store.update_channel(first.id, &taken).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(store.in_flight_by_channel().await.unwrap().is_empty());
 }
 
 async fn task_lifecycle(db: Db) {
@@ -133,10 +192,8 @@ async fn task_lifecycle(db: Db) {
         .create_channel(&NewChannel {
             name: "c".to_string(),
             base_url: "http://127.0.0.1:1".to_string(),
-            secret: String::new(),
-            priority: 0,
-            weight: 1,
             is_local: true,
+            ..NewChannel::default()
         })
         .await
         .unwrap();

@@ -249,7 +249,15 @@ pub async fn action(
     let custom_id = validate::custom_id(req.custom_id.as_deref())?;
     let parent = caller_task(&state, &caller, &task_id).await?;
     let common = Common::read(route, None, req.account_filter, req.notify_hook, req.state)?;
-    run_button(&state, &caller, parent, custom_id, common).await
+    run_button(
+        &state,
+        &caller,
+        parent,
+        custom_id,
+        common,
+        req.choose_same_channel,
+    )
+    .await
 }
 
 pub async fn change(
@@ -277,7 +285,7 @@ pub async fn change(
     let parent = caller_task(&state, &caller, &task_id).await?;
     let custom_id = button_for_change(&parent, action, index)?;
     let common = Common::read(route, None, None, req.notify_hook, req.state)?;
-    run_button(&state, &caller, parent, custom_id, common).await
+    run_button(&state, &caller, parent, custom_id, common, None).await
 }
 
 pub async fn simple_change(
@@ -291,7 +299,7 @@ pub async fn simple_change(
     let parent = caller_task(&state, &caller, &task_id).await?;
     let custom_id = button_for_change(&parent, action, index)?;
     let common = Common::read(route, None, None, req.notify_hook, req.state)?;
-    run_button(&state, &caller, parent, custom_id, common).await
+    run_button(&state, &caller, parent, custom_id, common, None).await
 }
 
 pub async fn modal(
@@ -343,6 +351,7 @@ async fn run_button(
     parent: Task,
     custom_id: CustomId,
     common: Common,
+    choose_same_channel: Option<bool>,
 ) -> Result<Envelope, ApiError> {
     if parent.status != TaskStatus::Success {
         return Err(ApiError::bad_request(format!(
@@ -365,7 +374,12 @@ async fn run_button(
         button.label.clone()
     };
     let description = format!("{} {}", parent.mj_id, label);
-    let body = json!({ "customId": raw });
+    // The action always runs on the parent's channel; `chooseSameChannel` (stay on the
+    // parent's Discord account) is the upstream's to honour.
+    let mut body = json!({ "customId": raw });
+    if let Some(same) = choose_same_channel {
+        body["chooseSameChannel"] = json!(same);
+    }
     let mut sub = common.submission(
         custom_id.action.task_action(),
         "/submit/action",

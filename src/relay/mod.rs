@@ -2,6 +2,7 @@
 //! failover, reading upstream answers, and applying upstream reports to our tasks.
 
 pub mod lifecycle;
+pub mod routing;
 pub mod submit;
 pub mod translate;
 pub mod upload;

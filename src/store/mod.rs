@@ -10,6 +10,7 @@ pub use sql::{SqlStore, open};
 
 use crate::domain::prices::PriceRule;
 use async_trait::async_trait;
+use std::collections::HashMap;
 
 /// A store failure. Conflicts are the caller's to handle; the rest are internal errors.
 #[derive(Debug, thiserror::Error)]
@@ -78,6 +79,11 @@ pub trait ChannelStore {
     async fn create_channel(&self, new: &NewChannel) -> StoreResult<Channel>;
     async fn channel(&self, id: i64) -> StoreResult<Option<Channel>>;
     async fn list_channels(&self) -> StoreResult<Vec<Channel>>;
+    /// Applies the change; `None` when there is no such channel.
+    async fn update_channel(&self, id: i64, change: &ChannelChange)
+    -> StoreResult<Option<Channel>>;
+    /// Unfinished tasks per channel (channels without any are left out).
+    async fn in_flight_by_channel(&self) -> StoreResult<HashMap<i64, i64>>;
 }
 
 /// Tasks and their lifecycle.

@@ -7,7 +7,7 @@ pub mod sim_client;
 
 use mjgate::admin;
 use mjgate::sim::{SimConfig, Simulator};
-use mjgate::store::{self, NewChannel, Role, Store};
+use mjgate::store::{self, ChannelChange, NewChannel, Role, Store};
 use mjgate::{App, AppState, Config};
 use serde_json::Value;
 use std::sync::{Arc, Once};
@@ -140,9 +140,8 @@ impl Gateway {
                     name: format!("sim-{n}"),
                     base_url: sim.base_url(),
                     secret,
-                    priority: 0,
-                    weight: 1,
                     is_local: true,
+                    ..NewChannel::default()
                 })
                 .await
                 .unwrap();
@@ -180,6 +179,31 @@ impl Gateway {
 
     pub fn store(&self) -> &dyn Store {
         &*self.state.store
+    }
+
+    /// The id of the channel in front of simulator `n`.
+    pub async fn channel_id(&self, n: usize) -> i64 {
+        let name = format!("sim-{n}");
+        let channels = self.store().list_channels().await.unwrap();
+        channels.iter().find(|c| c.name == name).unwrap().id
+    }
+
+    /// Changes the settings of the channel in front of simulator `n`.
+    pub async fn configure_channel(&self, n: usize, change: ChannelChange) {
+        let id = self.channel_id(n).await;
+        self.store()
+            .update_channel(id, &change)
+            .await
+            .unwrap()
+            .unwrap();
+    }
+
+    /// An admin's access token and id, for the management API.
+    pub async fn admin(&self) -> (String, i64) {
+        let created = admin::create_user(self.store(), "root", Role::Admin)
+            .await
+            .unwrap();
+        (created.access_token, created.user.id)
     }
 
     /// A second user's key on the same gateway.

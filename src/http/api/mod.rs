@@ -4,6 +4,7 @@
 
 mod admin;
 mod auth;
+mod channels;
 mod history;
 
 use crate::app::AppState;
@@ -12,7 +13,7 @@ use axum::Json;
 use axum::Router;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, patch, post};
 use serde::Serialize;
 use serde_json::json;
 
@@ -30,8 +31,14 @@ pub fn router() -> Router<AppState> {
         .route("/key/{id}/disable", post(admin::disable_key))
         .route(
             "/channel/",
-            get(admin::list_channels).post(admin::create_channel),
+            get(channels::list_channels).post(channels::create_channel),
         )
+        .route(
+            "/channel/{id}",
+            patch(channels::update_channel).put(channels::update_channel),
+        )
+        .route("/channel/{id}/enable", post(channels::enable_channel))
+        .route("/channel/{id}/disable", post(channels::disable_channel))
         .route("/price/", get(admin::list_prices).put(admin::set_price))
         .fallback(|| async { ManageError::NotFound("no such route".to_string()) })
 }

@@ -119,6 +119,7 @@ macro_rules! impl_for_sql {
             for<'q> String: sqlx::Encode<'q, DB> + sqlx::Decode<'q, DB> + sqlx::Type<DB>,
             for<'q> Option<i64>: sqlx::Encode<'q, DB> + sqlx::Decode<'q, DB>,
             for<'q> Option<&'q str>: sqlx::Encode<'q, DB>,
+            for<'q> Option<bool>: sqlx::Encode<'q, DB>,
             for<'r> $crate::store::User: sqlx::FromRow<'r, DB::Row>,
             for<'r> $crate::store::ApiKey: sqlx::FromRow<'r, DB::Row>,
             for<'r> $crate::store::Channel: sqlx::FromRow<'r, DB::Row>,
