@@ -22,6 +22,8 @@ pub struct AppState {
     pub signer: Signer,
     /// How each channel is doing, for routing (per process).
     pub health: Arc<ChannelHealth>,
+    /// This process among the gateways sharing the database: holder of its leases.
+    pub instance: Arc<str>,
 }
 
 impl AppState {
@@ -41,8 +43,10 @@ impl AppState {
                     .await?
             }
         };
+        let instance: Arc<str> = uuid::Uuid::new_v4().simple().to_string()[..12].into();
         Ok(Self {
-            upstream: UpstreamClient::new(config.upstream_timeout),
+            upstream: UpstreamClient::new(config.upstream_timeout, &instance),
+            instance,
             health: Arc::new(ChannelHealth::new(
                 config.channel_failures_to_trip,
                 config.channel_cooldown,

@@ -37,6 +37,8 @@ pub struct Config {
     /// How long a failing channel rests before its next trial.
     #[serde(deserialize_with = "duration")]
     pub channel_cooldown: Duration,
+    /// Requests one API key may make per minute, across all processes; 0: no limit.
+    pub rate_limit_per_minute: u32,
 }
 
 impl Default for Config {
@@ -54,6 +56,7 @@ impl Default for Config {
             secret: None,
             channel_failures_to_trip: 3,
             channel_cooldown: Duration::from_secs(30),
+            rate_limit_per_minute: 0,
         }
     }
 }

@@ -68,8 +68,17 @@ impl FromRequestParts<AppState> for Caller {
         if !key.enabled || !user.enabled {
             return Err(ApiError::Unauthorized("API key is disabled".to_string()));
         }
-        if key.expires_at.is_some_and(|at| at <= now_ms()) {
+        let now = now_ms();
+        if key.expires_at.is_some_and(|at| at <= now) {
             return Err(ApiError::Unauthorized("API key has expired".to_string()));
+        }
+        let limit = state.config.rate_limit_per_minute;
+        if limit > 0 {
+            // Counted in the database, so that the limit holds across gateway processes.
+            let window = now - now % 60_000;
+            if state.store.count_request(key.id, window).await? > i64::from(limit) {
+                return Err(ApiError::TooManyRequests);
+            }
         }
         Ok(Caller { key, user })
     }

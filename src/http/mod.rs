@@ -5,6 +5,7 @@ mod api;
 pub mod error;
 pub mod extract;
 mod images;
+mod probes;
 mod submit;
 mod tasks;
 pub mod validate;
@@ -25,7 +26,9 @@ pub const MAX_BODY_BYTES: usize = 30 * 1024 * 1024;
 pub fn router(state: AppState) -> Router {
     let mut router = Router::new()
         .nest("/mj", mj_routes())
-        .nest("/api", api::router());
+        .nest("/api", api::router())
+        .route("/healthz", get(probes::healthz))
+        .route("/readyz", get(probes::readyz));
     for mode in Mode::ALL {
         let routes = mj_routes().layer(Extension(RouteMode(Some(*mode))));
         router = router.nest(&format!("{}/mj", mode.path_prefix()), routes);

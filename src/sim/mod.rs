@@ -92,6 +92,8 @@ pub struct SimConfig {
     pub faults: Faults,
     /// Base of the image links it hands out; by default its own address.
     pub public_url: Option<String>,
+    /// Side of an imagine grid in pixels (512 by default; load tests use less).
+    pub image_size: u32,
 }
 
 impl Default for SimConfig {
@@ -106,6 +108,7 @@ impl Default for SimConfig {
             banned_words: Vec::new(),
             faults: Faults::default(),
             public_url: None,
+            image_size: draw::GRID,
         }
     }
 }
@@ -117,8 +120,11 @@ pub struct RequestRecord {
     pub path: String,
     pub api_secret: Option<String>,
     pub authorization: Option<String>,
+    pub user_agent: Option<String>,
     pub body: Option<serde_json::Value>,
+    /// When the request arrived and when it was answered.
     pub at_ms: i64,
+    pub done_ms: i64,
 }
 
 /// A running simulator.
@@ -177,7 +183,7 @@ impl Simulator {
         self.state.set_faults(faults);
     }
 
-    /// Every request received on the task API so far, oldest first.
+    /// Every request answered on the task API so far, in the order they were answered.
     pub fn requests(&self) -> Vec<RequestRecord> {
         self.state.requests()
     }
@@ -220,6 +226,9 @@ pub struct SimArgs {
     /// Base of the image links handed out, when clients reach it by another address.
     #[arg(long)]
     pub public_url: Option<String>,
+    /// Side of an imagine grid in pixels.
+    #[arg(long, default_value_t = draw::GRID, value_parser = clap::value_parser!(u32).range(16..=4096))]
+    pub image_size: u32,
 }
 
 fn parse_pace(text: &str) -> Result<Pace, String> {
@@ -249,6 +258,7 @@ pub async fn run(args: SimArgs) -> anyhow::Result<()> {
         banned_words: args.banned_words,
         faults: Faults::default(),
         public_url: args.public_url,
+        image_size: args.image_size,
     };
     let sim = Simulator::serve_on(listener, config)?;
     println!(

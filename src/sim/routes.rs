@@ -77,8 +77,9 @@ async fn check_secret(
     }
 }
 
-/// Logs every task-API request (with its JSON body) for tests to inspect.
+/// Logs every task-API request (with its JSON body and its timing) for tests to inspect.
 async fn record(State(state): State<Arc<SimState>>, request: Request, next: Next) -> Response {
+    let at_ms = now_ms();
     let (parts, body) = request.into_parts();
     let Ok(bytes) = axum::body::to_bytes(body, BODY_LIMIT).await else {
         return StatusCode::PAYLOAD_TOO_LARGE.into_response();
@@ -94,16 +95,24 @@ async fn record(State(state): State<Arc<SimState>>, request: Request, next: Next
         || parts.uri.path().to_string(),
         |uri| uri.path().to_string(),
     );
-    state.record(RequestRecord {
+    let record = RequestRecord {
         method: parts.method.to_string(),
         path,
         api_secret: header("mj-api-secret"),
         authorization: header("authorization"),
+        user_agent: header("user-agent"),
         body: serde_json::from_slice(&bytes).ok(),
-        at_ms: now_ms(),
+        at_ms,
+        done_ms: 0,
+    };
+    let response = next
+        .run(Request::from_parts(parts, Body::from(bytes)))
+        .await;
+    state.record(RequestRecord {
+        done_ms: now_ms(),
+        ..record
     });
-    next.run(Request::from_parts(parts, Body::from(bytes)))
-        .await
+    response
 }
 
 /// An unknown task is an empty 200, as midjourney-proxy answers a `null`.

@@ -33,13 +33,42 @@ pub type StoreResult<T> = Result<T, StoreError>;
 
 /// Everything the gateway keeps.
 pub trait Store:
-    AccountStore + ChannelStore + TaskStore + TaskHistory + Send + Sync + 'static
+    AccountStore + ChannelStore + TaskStore + TaskHistory + CoordinationStore + Send + Sync + 'static
 {
 }
 
 impl<T> Store for T where
-    T: AccountStore + ChannelStore + TaskStore + TaskHistory + Send + Sync + 'static
+    T: AccountStore
+        + ChannelStore
+        + TaskStore
+        + TaskHistory
+        + CoordinationStore
+        + Send
+        + Sync
+        + 'static
 {
+}
+
+/// What several gateway processes on one database agree through.
+#[async_trait]
+pub trait CoordinationStore {
+    /// Takes the lease `name` for `holder` until `until_ms`, or renews it when `holder`
+    /// already has it; false while another holder's lease runs (`until_ms > now_ms`).
+    async fn acquire_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        now_ms: i64,
+        until_ms: i64,
+    ) -> StoreResult<bool>;
+    /// Moves the end of `holder`'s lease (earlier, to hand the work on sooner).
+    async fn extend_lease(&self, name: &str, holder: &str, until_ms: i64) -> StoreResult<()>;
+    /// Counts one request of a key in the window starting at `window_start`; returns the
+    /// window's count so far.
+    async fn count_request(&self, key_id: i64, window_start: i64) -> StoreResult<i64>;
+    async fn prune_rate_counters(&self, before: i64) -> StoreResult<()>;
+    /// The database answers and its schema is the one this binary expects.
+    async fn check_ready(&self) -> StoreResult<bool>;
 }
 
 /// Users, their API keys, and gateway-wide settings.

@@ -4,6 +4,7 @@
 
 mod accounts;
 mod channels;
+mod coordination;
 mod ledger;
 mod postgres;
 mod sqlite;
@@ -23,6 +24,8 @@ pub trait Backend: sqlx::Database {
     fn connect(url: &str) -> impl Future<Output = Result<Pool<Self>, sqlx::Error>> + Send;
     /// Brings the schema up to date.
     fn migrate(pool: &Pool<Self>) -> impl Future<Output = StoreResult<()>> + Send;
+    /// The newest migration this binary carries.
+    fn latest_migration() -> i64;
 }
 
 /// The store over one database pool.
@@ -57,6 +60,12 @@ pub async fn open(url: &str) -> StoreResult<Arc<dyn Store>> {
 /// Migrations compiled into the binary, so that one file is all an operator deploys.
 #[derive(Debug)]
 struct Embedded(&'static [(i64, &'static str, &'static str)]);
+
+impl Embedded {
+    fn latest(&self) -> i64 {
+        self.0.iter().map(|m| m.0).max().unwrap_or(0)
+    }
+}
 
 impl<'s> MigrationSource<'s> for Embedded {
     fn resolve(self) -> BoxFuture<'s, Result<Vec<Migration>, sqlx::error::BoxDynError>> {

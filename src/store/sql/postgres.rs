@@ -7,11 +7,18 @@ use sqlx::{Pool, Postgres};
 use std::str::FromStr;
 use std::time::Duration;
 
-const MIGRATIONS: Embedded = Embedded(&[(
-    1,
-    "init",
-    include_str!("../../../migrations/postgres/0001_init.sql"),
-)]);
+const MIGRATIONS: Embedded = Embedded(&[
+    (
+        1,
+        "init",
+        include_str!("../../../migrations/postgres/0001_init.sql"),
+    ),
+    (
+        4,
+        "coordination",
+        include_str!("../../../migrations/postgres/0004_coordination.sql"),
+    ),
+]);
 
 impl Backend for Postgres {
     async fn connect(url: &str) -> Result<Pool<Self>, sqlx::Error> {
@@ -27,5 +34,9 @@ impl Backend for Postgres {
         let migrator = sqlx::migrate::Migrator::new(MIGRATIONS).await?;
         migrator.run(pool).await?;
         Ok(())
+    }
+
+    fn latest_migration() -> i64 {
+        MIGRATIONS.latest()
     }
 }
