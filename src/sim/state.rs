@@ -333,63 +333,37 @@ impl SimState {
         format!("{}/attachments/{channel}/{folder}/{name}", self.public_url)
     }
 
-    fn remove_file(&self, name: &str) {
-        self.lock().files.remove(name);
-    }
-
     /// `NOT_START` → `SUBMITTED`: hands the runner the job to render.
     pub fn begin(&self, id: &str) -> Option<Started> {
-        let mut inner = self.lock();
-        let Inner {
-            tasks, accounts, ..
-        } = &mut *inner;
-        let task = tasks.get_mut(id)?;
-        task.status = TaskStatus::Submitted;
-        task.progress = 0;
-        task.start_time = Some(now_ms());
-        emit(task, accounts);
-        Some(Started {
-            job: task.job.take()?,
-            action: task.action,
-            prompt: task.prompt.clone(),
-            seed: task.seed,
-            hash: task.hash.clone(),
-            fail: task.fail,
-            stall: task.stall,
+        self.change(id, |task, _| {
+            task.status = TaskStatus::Submitted;
+            task.progress = 0;
+            task.start_time = Some(now_ms());
+            Some(Started {
+                job: task.job.take()?,
+                action: task.action,
+                prompt: task.prompt.clone(),
+                seed: task.seed,
+                hash: task.hash.clone(),
+                fail: task.fail,
+                stall: task.stall,
+            })
         })
+        .flatten()
     }
 
     /// `IN_PROGRESS` at `percent`, with a preview image when there is one.
     pub fn progress(&self, id: &str, percent: u8, preview: Option<Bytes>) {
-        let hash = self.with_any(id, |t| t.hash.clone());
-        let url = match (preview, hash) {
-            (Some(png), Some(hash)) => {
-                let name = format!("preview_{percent}_{hash}.png");
-                Some((name.clone(), self.put_file(id, name, "image/png", png)))
-            }
-            _ => None,
-        };
-        let previous = {
-            let mut inner = self.lock();
-            let Inner {
-                tasks, accounts, ..
-            } = &mut *inner;
-            let Some(task) = tasks.get_mut(id) else {
-                return;
-            };
+        let hash = self.with_any(id, |t| t.hash.clone()).unwrap_or_default();
+        let image = preview.map(|png| {
+            let name = format!("preview_{percent}_{hash}.png");
+            (name.clone(), self.put_file(id, name, "image/png", png))
+        });
+        self.change(id, |task, files| {
             task.status = TaskStatus::InProgress;
             task.progress = percent;
-            let previous = task.image_file.take();
-            if let Some((name, url)) = url {
-                task.image_file = Some(name);
-                task.image_url = Some(url);
-            }
-            emit(task, accounts);
-            previous
-        };
-        if let Some(old) = previous {
-            self.remove_file(&old);
-        }
+            show(task, files, image);
+        });
     }
 
     /// `SUCCESS` with what the job produced.
@@ -397,9 +371,49 @@ impl SimState {
         let hash = self.with_any(id, |t| t.hash.clone()).unwrap_or_default();
         let image = rendered.png.map(|png| {
             let name = format!("{}_{hash}.png", file_stem(&rendered.prompt_for_name));
-            let url = self.put_file(id, name.clone(), "image/png", png);
-            (name, url)
+            (name.clone(), self.put_file(id, name, "image/png", png))
         });
+        self.change(id, |task, files| {
+            match image {
+                Some(image) => show(task, files, Some(image)),
+                // Describe shows the image it was given, which may be one of ours.
+                None => {
+                    show(task, files, None);
+                    task.image_file = rendered
+                        .image_url
+                        .as_deref()
+                        .and_then(|url| url.rsplit('/').next())
+                        .filter(|name| files.contains_key(*name))
+                        .map(str::to_string);
+                    task.image_url = rendered.image_url;
+                }
+            }
+            if let Some(text) = rendered.text {
+                task.prompt_en = text.clone();
+                task.prompt = text;
+            }
+            task.buttons = rendered.buttons;
+            task.status = TaskStatus::Success;
+            task.progress = 100;
+            task.finish_time = Some(now_ms());
+        });
+    }
+
+    pub fn fail(&self, id: &str, reason: &str) {
+        self.change(id, |task, _| {
+            task.status = TaskStatus::Failure;
+            task.fail_reason = Some(reason.to_string());
+            task.finish_time = Some(now_ms());
+        });
+    }
+
+    /// Changes a task under the lock and sends its new state to its hook, which closes after
+    /// a final state.
+    fn change<T>(
+        &self,
+        id: &str,
+        apply: impl FnOnce(&mut SimTask, &mut HashMap<String, StoredFile>) -> T,
+    ) -> Option<T> {
         let mut inner = self.lock();
         let Inner {
             tasks,
@@ -407,44 +421,13 @@ impl SimState {
             files,
             ..
         } = &mut *inner;
-        let Some(task) = tasks.get_mut(id) else {
-            return;
-        };
-        if let Some(old) = task.image_file.take() {
-            files.remove(&old);
-        }
-        match image {
-            Some((name, url)) => {
-                task.image_file = Some(name);
-                task.image_url = Some(url);
-            }
-            None => task.image_url = rendered.image_url,
-        }
-        if let Some(text) = rendered.text {
-            task.prompt_en = text.clone();
-            task.prompt = text;
-        }
-        task.buttons = rendered.buttons;
-        task.status = TaskStatus::Success;
-        task.progress = 100;
-        task.finish_time = Some(now_ms());
+        let task = tasks.get_mut(id)?;
+        let out = apply(task, files);
         emit(task, accounts);
-        task.notifier = None;
-    }
-
-    pub fn fail(&self, id: &str, reason: &str) {
-        let mut inner = self.lock();
-        let Inner {
-            tasks, accounts, ..
-        } = &mut *inner;
-        let Some(task) = tasks.get_mut(id) else {
-            return;
-        };
-        task.status = TaskStatus::Failure;
-        task.fail_reason = Some(reason.to_string());
-        task.finish_time = Some(now_ms());
-        emit(task, accounts);
-        task.notifier = None;
+        if task.status.is_final() {
+            task.notifier = None;
+        }
+        Some(out)
     }
 
     /// Frees the task's slot; returns the next queued task of that account to start.
@@ -546,6 +529,21 @@ fn enqueue(
         .with_property("discordInstanceId", instance.clone())
         .with_property("discordChannelId", instance);
     (answer, None)
+}
+
+/// Replaces the task's current picture (a preview's file is dropped with it).
+fn show(
+    task: &mut SimTask,
+    files: &mut HashMap<String, StoredFile>,
+    image: Option<(String, String)>,
+) {
+    if let Some(old) = task.image_file.take() {
+        files.remove(&old);
+    }
+    if let Some((name, url)) = image {
+        task.image_file = Some(name);
+        task.image_url = Some(url);
+    }
 }
 
 /// Ids in the upstream's shape, strictly increasing: milliseconds and a 3-digit counter.

@@ -264,24 +264,7 @@ impl Gateway {
 
     /// Polls the task until `done` holds for it (bounded), returning every state seen.
     pub async fn wait_for(&self, id: &str, done: impl Fn(&Value) -> bool) -> Vec<Value> {
-        let mut seen = Vec::new();
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-        loop {
-            let task = self.fetch(id).await;
-            let finished = done(&task);
-            if seen.last() != Some(&task) {
-                seen.push(task);
-            }
-            if finished {
-                return seen;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "task {id} never reached the wanted state; last: {}",
-                seen.last().unwrap()
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        poll_states(id, || self.fetch(id), done).await
     }
 
     pub async fn wait_final(&self, id: &str) -> Value {
@@ -304,6 +287,46 @@ impl Gateway {
         for sim in self.sims.drain(..) {
             sim.stop().await;
         }
+    }
+}
+
+/// The customId of the button labelled `label` (or, for a button without a label, showing
+/// `label` as its emoji).
+pub fn button(task: &Value, label: &str) -> String {
+    task["buttons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["label"] == label || (b["label"] == "" && b["emoji"] == label))
+        .unwrap_or_else(|| panic!("no {label} button in {task}"))["customId"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// Fetches a task with `fetch` until `done` holds (bounded), returning every distinct state.
+pub async fn poll_states<F, Fut>(id: &str, fetch: F, done: impl Fn(&Value) -> bool) -> Vec<Value>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Value>,
+{
+    let mut seen: Vec<Value> = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let task = fetch().await;
+        let finished = done(&task);
+        if seen.last() != Some(&task) {
+            seen.push(task);
+        }
+        if finished {
+            return seen;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "task {id} never reached the wanted state; last: {:?}",
+            seen.last()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
 
