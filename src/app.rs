@@ -2,74 +2,12 @@
 //! [`App::run`] serves and runs the background workers until shutdown.
 
 use crate::config::Config;
-use crate::domain::secrets::{Signer, new_signing_secret};
-use crate::relay::routing::ChannelHealth;
-use crate::store::{self, Store, StoreError};
-use crate::upstream::UpstreamClient;
+use crate::state::{AppState, StartError};
 use crate::{http, workers};
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-
-/// What every handler and worker shares.
-#[derive(Clone)]
-pub struct AppState {
-    pub config: Arc<Config>,
-    pub store: Arc<dyn Store>,
-    pub upstream: UpstreamClient,
-    pub signer: Signer,
-    /// How each channel is doing, for routing (per process).
-    pub health: Arc<ChannelHealth>,
-    /// This process among the gateways sharing the database: holder of its leases.
-    pub instance: Arc<str>,
-}
-
-impl AppState {
-    /// Opens the configured store (running its migrations) and prepares the shared clients.
-    pub async fn open(config: Config) -> Result<Self, StartError> {
-        let store = store::open(&config.database_url()).await?;
-        Self::with_store(config, store).await
-    }
-
-    pub async fn with_store(config: Config, store: Arc<dyn Store>) -> Result<Self, StartError> {
-        // Every gateway process on one database must sign alike: the secret lives there.
-        let secret = match &config.secret {
-            Some(secret) => secret.clone(),
-            None => {
-                store
-                    .setting_or_insert("signing_secret", &new_signing_secret())
-                    .await?
-            }
-        };
-        let instance: Arc<str> = uuid::Uuid::new_v4().simple().to_string()[..12].into();
-        Ok(Self {
-            upstream: UpstreamClient::new(config.upstream_timeout, &instance),
-            instance,
-            health: Arc::new(ChannelHealth::new(
-                config.channel_failures_to_trip,
-                config.channel_cooldown,
-            )),
-            signer: Signer::new(&secret),
-            config: Arc::new(config),
-            store,
-        })
-    }
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum StartError {
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    #[error("cannot listen on {addr}: {source}")]
-    Bind {
-        addr: SocketAddr,
-        source: std::io::Error,
-    },
-    #[error("server: {0}")]
-    Serve(std::io::Error),
-}
 
 /// A bound, ready gateway.
 pub struct App {

@@ -294,15 +294,17 @@ async fn demo_prints_a_key_that_works() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let stdout = BufReader::new(child.stdout.take().unwrap());
-    let key = stdout
+    let mut lines = BufReader::new(child.stdout.take().unwrap())
         .lines()
-        .map_while(Result::ok)
+        .map_while(Result::ok);
+    let key = lines
         .find_map(|line| {
             let rest = line.strip_prefix("demo API key: ")?;
             Some(rest.split_whitespace().next()?.to_string())
         })
         .expect("the demo prints its key");
+    // Keep reading, so that the demo's further output never meets a closed pipe.
+    std::thread::spawn(move || lines.for_each(drop));
 
     let base = format!("http://127.0.0.1:{port}");
     let http = reqwest::Client::new();

@@ -8,6 +8,7 @@ use crate::app::{App, shutdown_signal};
 use crate::config::Config;
 use crate::domain::prices::price_of;
 use crate::domain::{Mode, TaskAction};
+use crate::sim::{SimArgs, Simulator};
 use crate::store::{self, ChannelChange, NewChannel, Role, Store, User};
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
@@ -36,7 +37,7 @@ enum Command {
     /// Run the gateway with a built-in simulator as its channel, and a demo key.
     Demo(demo::DemoArgs),
     /// Run the upstream simulator alone: a midjourney-proxy stand-in.
-    Sim(crate::sim::SimArgs),
+    Sim(SimArgs),
     /// Manage users and their balances.
     #[command(subcommand)]
     User(UserCommand),
@@ -232,7 +233,7 @@ impl Cli {
                 Ok(())
             }
             Command::Demo(args) => demo::run(args).await,
-            Command::Sim(args) => crate::sim::run(args).await,
+            Command::Sim(args) => sim(args).await,
             Command::User(cmd) => user(&*open(&config()?).await?, cmd).await,
             Command::Key(cmd) => key(&*open(&config()?).await?, cmd).await,
             Command::Price(cmd) => price(&*open(&config()?).await?, cmd).await,
@@ -433,6 +434,19 @@ async fn ledger_check(store: &dyn Store) -> anyhow::Result<()> {
         problems.len()
     );
     println!("ledger consistent");
+    Ok(())
+}
+
+/// `mjgate sim`: the simulator alone, until SIGINT or SIGTERM.
+async fn sim(args: SimArgs) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(args.listen).await?;
+    let sim = Simulator::serve_on(listener, args.config())?;
+    println!(
+        "mjgate sim: a midjourney-proxy stand-in on {}",
+        sim.base_url()
+    );
+    shutdown_signal().await;
+    sim.stop().await;
     Ok(())
 }
 

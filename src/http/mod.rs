@@ -10,8 +10,8 @@ mod submit;
 mod tasks;
 pub mod validate;
 
-use crate::app::AppState;
 use crate::domain::Mode;
+use crate::state::AppState;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use axum::{Extension, Router};

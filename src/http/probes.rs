@@ -1,7 +1,7 @@
 //! Probes for a load balancer: `/healthz` (the process answers) and `/readyz` (its database
 //! answers and has the schema this binary expects).
 
-use crate::app::AppState;
+use crate::state::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};

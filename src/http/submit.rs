@@ -4,13 +4,13 @@ use super::error::{ApiError, Envelope, code};
 use super::extract::{ApiJson, Caller, RouteMode};
 use super::tasks::caller_task;
 use super::validate;
-use crate::app::AppState;
 use crate::domain::{BotType, ButtonAction, CustomId, Mode, TaskAction, TaskStatus};
 use crate::proto::{
     AccountFilter, ActionRequest, BlendRequest, ChangeRequest, DescribeRequest, ImagineRequest,
     ModalRequest, ShortenRequest, SimpleChangeRequest, SwapFaceRequest, UploadRequest,
 };
 use crate::relay::{Submission, submit_modal, submit_task};
+use crate::state::AppState;
 use crate::store::Task;
 use axum::extract::State;
 use serde_json::{Map, Value, json};

@@ -1,10 +1,10 @@
 //! How upstream reports change our tasks. Polls (and, later, callbacks) all come through
 //! here, so that every task moves forward only and ends exactly once.
 
-use crate::app::AppState;
 use crate::domain::ids::now_ms;
 use crate::domain::{CustomId, TaskStatus};
 use crate::proto::TaskJson;
+use crate::state::AppState;
 use crate::store::{StoreResult, Task, TaskUpdate};
 use serde_json::Map;
 

@@ -3,14 +3,13 @@
 //! channels that may have acted on it, and nothing accepted is lost: a task that no channel
 //! took ends in `FAILURE` with the reason.
 
+use super::error::{ApiError, Caller, Envelope, code};
 use super::lifecycle::fail_task;
 use super::translate::{Verdict, verdict};
-use crate::app::AppState;
 use crate::domain::ids::{mint_task_id, now_ms};
 use crate::domain::prices::price_of;
 use crate::domain::{BotType, Mode, TaskAction, TaskStatus};
-use crate::http::error::{ApiError, Envelope, code};
-use crate::http::extract::Caller;
+use crate::state::AppState;
 use crate::store::{Channel, NewTask, StoreError, Task};
 use crate::upstream::UpstreamError;
 use serde_json::{Value, json};

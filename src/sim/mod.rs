@@ -245,27 +245,20 @@ fn parse_mode(text: &str) -> Result<Mode, String> {
     Mode::try_from(text.trim().to_ascii_uppercase()).map_err(|e| e.to_string())
 }
 
-/// `mjgate sim`: serves until SIGINT or SIGTERM.
-pub async fn run(args: SimArgs) -> anyhow::Result<()> {
-    let listener = TcpListener::bind(args.listen).await?;
-    let config = SimConfig {
-        secret: args.secret,
-        pace: args.pace,
-        accounts: args.accounts.max(1),
-        concurrency: args.concurrency.max(1),
-        queue_size: args.queue_size,
-        modes: args.modes,
-        banned_words: args.banned_words,
-        faults: Faults::default(),
-        public_url: args.public_url,
-        image_size: args.image_size,
-    };
-    let sim = Simulator::serve_on(listener, config)?;
-    println!(
-        "mjgate sim: a midjourney-proxy stand-in on {}",
-        sim.base_url()
-    );
-    crate::app::shutdown_signal().await;
-    sim.stop().await;
-    Ok(())
+impl SimArgs {
+    /// The simulator these arguments describe.
+    pub fn config(&self) -> SimConfig {
+        SimConfig {
+            secret: self.secret.clone(),
+            pace: self.pace,
+            accounts: self.accounts.max(1),
+            concurrency: self.concurrency.max(1),
+            queue_size: self.queue_size,
+            modes: self.modes.clone(),
+            banned_words: self.banned_words.clone(),
+            faults: Faults::default(),
+            public_url: self.public_url.clone(),
+            image_size: self.image_size,
+        }
+    }
 }

@@ -6,9 +6,9 @@
 //! limits, are taken under a lease, so one process at a time does each, at the configured
 //! rate, and a process that dies hands its work on when its leases run out.
 
-use crate::app::AppState;
 use crate::domain::ids::now_ms;
 use crate::relay::lifecycle::{apply_report, fail_task};
+use crate::state::AppState;
 use crate::store::{Channel, StoreResult, Task};
 use futures_util::future::join_all;
 use std::collections::HashMap;

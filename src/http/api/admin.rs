@@ -3,10 +3,10 @@
 use super::auth::Admin;
 use super::{Data, ManageError};
 use crate::admin;
-use crate::app::AppState;
 use crate::domain::prices::{PriceRule, default_price};
 use crate::domain::{Mode, TaskAction};
 use crate::http::extract::ApiJson;
+use crate::state::AppState;
 use crate::store::{ApiKey, Role, User};
 use axum::extract::{Path, Query, State};
 use serde::{Deserialize, Serialize};

@@ -7,7 +7,7 @@ mod auth;
 mod channels;
 mod history;
 
-use crate::app::AppState;
+use crate::state::AppState;
 use crate::store::StoreError;
 use axum::Json;
 use axum::Router;
