@@ -6,12 +6,15 @@
 //! for), `state` (tasks, accounts, queues, files), `runner` (one task's life), `render`
 //! (the pictures and texts a job produces), `draw` (pixels).
 
+mod buttons;
 mod draw;
+mod refusal;
 mod render;
 mod routes;
 mod runner;
 mod state;
 mod submit;
+mod view;
 
 use crate::domain::Mode;
 use serde::{Deserialize, Serialize};

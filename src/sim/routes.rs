@@ -2,6 +2,7 @@
 //! prefixes, behind the `mj-api-secret` check and the request log; the files it serves; and
 //! `/sim/faults` for tests.
 
+use super::buttons;
 use super::state::SimState;
 use super::submit::{self, RouteMode};
 use super::{Faults, RequestRecord};
@@ -42,10 +43,10 @@ fn task_api(mode: Option<Mode>) -> Router<Arc<SimState>> {
         .route("/submit/blend", post(submit::blend))
         .route("/submit/describe", post(submit::describe))
         .route("/submit/shorten", post(submit::shorten))
-        .route("/submit/action", post(submit::action))
-        .route("/submit/modal", post(submit::modal))
-        .route("/submit/change", post(submit::change))
-        .route("/submit/simple-change", post(submit::simple_change))
+        .route("/submit/action", post(buttons::action))
+        .route("/submit/modal", post(buttons::modal))
+        .route("/submit/change", post(buttons::change))
+        .route("/submit/simple-change", post(buttons::simple_change))
         .route("/submit/upload-discord-images", post(submit::upload))
         .route("/insight-face/swap", post(submit::swap_face))
         .route("/task/{id}/fetch", get(fetch))

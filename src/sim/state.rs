@@ -3,12 +3,13 @@
 //! happens while it is held.
 
 use super::render::{Job, Rendered};
+use super::view;
 use super::{Faults, Pace, RequestRecord, SimConfig};
 use crate::domain::ids::now_ms;
 use crate::domain::{BotType, Button, Mode, TaskAction, TaskStatus};
 use crate::proto::{SubmitResult, TaskJson, code};
 use bytes::Bytes;
-use serde_json::{Map, Value, json};
+use serde_json::Value;
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
@@ -43,8 +44,8 @@ pub(super) struct SimTask {
     pub fail: bool,
     pub stall: bool,
     pub forgotten: bool,
-    notify_hook: Option<String>,
-    notifier: Option<mpsc::UnboundedSender<TaskJson>>,
+    pub notify_hook: Option<String>,
+    pub notifier: Option<mpsc::UnboundedSender<TaskJson>>,
 }
 
 /// What a submit route asks the state to create.
@@ -188,7 +189,7 @@ impl SimState {
         let notifier = new
             .notify_hook
             .as_ref()
-            .map(|hook| self.notifier(hook.clone()));
+            .map(|hook| view::notifier(&self.http, hook.clone(), &self.shutdown));
         let task = SimTask {
             id: id.clone(),
             action: new.action,
@@ -262,7 +263,7 @@ impl SimState {
         task.status = TaskStatus::NotStart;
         task.job = Some(job);
         let account = task.account;
-        emit(task, accounts);
+        view::emit(task, &accounts[task.account].instance_id);
         enqueue(&mut inner, account, id.to_string(), &self.config)
     }
 
@@ -286,7 +287,7 @@ impl SimState {
         ids.iter()
             .filter_map(|id| inner.tasks.get(id))
             .filter(|t| !t.forgotten)
-            .map(|t| view(t, &inner.accounts))
+            .map(|t| view::view(t, &inner.accounts[t.account].instance_id))
             .collect()
     }
 
@@ -301,7 +302,7 @@ impl SimState {
         tasks
             .into_iter()
             .take(limit)
-            .map(|t| view(t, &inner.accounts))
+            .map(|t| view::view(t, &inner.accounts[t.account].instance_id))
             .collect()
     }
 
@@ -423,7 +424,7 @@ impl SimState {
         } = &mut *inner;
         let task = tasks.get_mut(id)?;
         let out = apply(task, files);
-        emit(task, accounts);
+        view::emit(task, &accounts[task.account].instance_id);
         if task.status.is_final() {
             task.notifier = None;
         }
@@ -454,25 +455,6 @@ impl SimState {
         let inner = self.lock();
         let name = inner.tasks.get(id)?.image_file.as_ref()?;
         inner.files.get(name).map(|f| f.bytes.clone())
-    }
-
-    /// One sender per hooked task, so that its states arrive in order.
-    fn notifier(&self, hook: String) -> mpsc::UnboundedSender<TaskJson> {
-        let (tx, mut rx) = mpsc::unbounded_channel::<TaskJson>();
-        let http = self.http.clone();
-        let stop = self.shutdown.clone();
-        tokio::spawn(async move {
-            while let Some(task) = rx.recv().await {
-                let post = http.post(&hook).json(&task).send();
-                tokio::select! {
-                    _ = stop.cancelled() => return,
-                    result = post => if let Err(e) = result {
-                        tracing::debug!(%hook, error = %e, "simulated notifyHook call failed");
-                    },
-                }
-            }
-        });
-        tx
     }
 }
 
@@ -564,57 +546,5 @@ fn file_stem(prompt: &str) -> String {
         "sim".to_string()
     } else {
         format!("sim_{}", words.join("_"))
-    }
-}
-
-/// Sends the task's current state to its hook, if it has one.
-fn emit(task: &SimTask, accounts: &[Account]) {
-    if let Some(notifier) = &task.notifier {
-        let _ = notifier.send(view(task, accounts));
-    }
-}
-
-/// The task as midjourney-proxy serializes it.
-fn view(task: &SimTask, accounts: &[Account]) -> TaskJson {
-    let instance = &accounts[task.account].instance_id;
-    let mut properties = Map::new();
-    properties.insert("finalPrompt".into(), json!(task.prompt_en));
-    properties.insert("discordInstanceId".into(), json!(instance));
-    properties.insert("discordChannelId".into(), json!(instance));
-    properties.insert("botType".into(), json!(task.bot_type.as_str()));
-    properties.insert(
-        "nonce".into(),
-        json!(format!("{}", task.submit_time * 1000 + 7)),
-    );
-    if let Some(hook) = &task.notify_hook {
-        properties.insert("notifyHook".into(), json!(hook));
-    }
-    if task.status == TaskStatus::Success {
-        properties.insert("messageHash".into(), json!(task.hash));
-        properties.insert(
-            "messageId".into(),
-            json!(format!("{}", task.seed as u64 * 1_000_003)),
-        );
-    }
-    TaskJson {
-        id: task.id.clone(),
-        action: Some(task.action.as_str().to_string()),
-        custom_id: Some(String::new()),
-        bot_type: Some(task.bot_type.as_str().to_string()),
-        prompt: Some(task.prompt.clone()),
-        prompt_en: Some(task.prompt_en.clone()),
-        description: Some(task.description.clone()),
-        state: task.state.clone(),
-        submit_time: Some(task.submit_time),
-        start_time: task.start_time,
-        finish_time: task.finish_time,
-        image_url: task.image_url.clone(),
-        video_url: None,
-        video_urls: None,
-        status: Some(task.status.as_str().to_string()),
-        progress: Some(format!("{}%", task.progress)),
-        fail_reason: task.fail_reason.clone(),
-        buttons: task.buttons.clone(),
-        properties,
     }
 }
