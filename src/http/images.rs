@@ -31,9 +31,13 @@ pub async fn image(
     let url = task
         .upstream_image_url
         .ok_or_else(|| ApiError::NotFound(format!("task {id} has no image yet")))?;
+    let allow_private = match task.channel_id {
+        Some(id) => state.store.channel(id).await?.is_some_and(|c| c.is_local),
+        None => false,
+    };
     let image = state
         .upstream
-        .fetch_image(&url, state.config.max_image_bytes)
+        .fetch_image(&url, state.config.max_image_bytes, allow_private)
         .await
         .map_err(|e| {
             tracing::warn!(task = %id, error = %e, "image fetch failed");
