@@ -10,6 +10,7 @@ pub mod http;
 pub mod proto;
 pub mod relay;
 pub mod sim;
+pub mod storage;
 pub mod store;
 pub mod upstream;
 pub mod workers;
