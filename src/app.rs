@@ -3,6 +3,8 @@
 
 use crate::config::Config;
 use crate::domain::secrets::{Signer, new_signing_secret};
+use crate::storage::derive::Renderer;
+use crate::storage::{BlobStore, StorageError};
 use crate::store::{self, Store, StoreError};
 use crate::upstream::UpstreamClient;
 use crate::{http, workers};
@@ -19,6 +21,10 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     pub upstream: UpstreamClient,
     pub signer: Signer,
+    /// Where copied images and videos live.
+    pub blobs: BlobStore,
+    /// Cuts grid parts and thumbnails, a few at a time.
+    pub renderer: Renderer,
 }
 
 impl AppState {
@@ -41,6 +47,8 @@ impl AppState {
         Ok(Self {
             upstream: UpstreamClient::new(config.upstream_timeout),
             signer: Signer::new(&secret),
+            blobs: BlobStore::open(&config)?,
+            renderer: Renderer::new(2),
             config: Arc::new(config),
             store,
         })
@@ -51,6 +59,8 @@ impl AppState {
 pub enum StartError {
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Storage(#[from] StorageError),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -98,6 +108,7 @@ impl App {
     ) -> Result<(), StartError> {
         let cancel = CancellationToken::new();
         let poller = tokio::spawn(workers::poller::run(self.state.clone(), cancel.clone()));
+        let copier = tokio::spawn(workers::copier::run(self.state.clone(), cancel.clone()));
 
         let stop = cancel.clone();
         let server = axum::serve(self.listener, http::router(self.state)).with_graceful_shutdown(
@@ -110,8 +121,10 @@ impl App {
         );
         let served = server.await;
         cancel.cancel();
-        if let Err(e) = poller.await {
-            tracing::error!(error = %e, "poller ended abnormally");
+        for (name, worker) in [("poller", poller), ("copier", copier)] {
+            if let Err(e) = worker.await {
+                tracing::error!(error = %e, worker = name, "worker ended abnormally");
+            }
         }
         tracing::info!("gateway stopped");
         served.map_err(StartError::Serve)
