@@ -92,6 +92,7 @@ both_backends!(
     failed_copies_are_retried,
     jobs_queued_before_a_start_are_done,
     videos_are_copied_too,
+    concurrent_claims_never_share_a_job,
 );
 
 async fn stored_image_outlives_the_upstream(db: Db) {
@@ -549,4 +550,42 @@ async fn videos_are_copied_too(db: Db) {
     assert_eq!(part.status(), 206);
     assert_eq!(&part.bytes().await.unwrap()[..], b"ftypmp42");
     gw.shutdown().await;
+}
+
+async fn concurrent_claims_never_share_a_job(db: Db) {
+    // Several workers (or gateway processes) claiming at once split the jobs between them.
+    let test_db = common::test_db(db).await;
+    let store = mjgate::store::open(&test_db.url).await.unwrap();
+    let user = mjgate::admin::create_user(&*store, "carol", mjgate::store::Role::User)
+        .await
+        .unwrap()
+        .user;
+    let channel = store
+        .create_channel(&NewChannel {
+            name: "nowhere".to_string(),
+            base_url: "http://127.0.0.1:9".to_string(),
+            secret: String::new(),
+            priority: 0,
+            weight: 1,
+            is_local: true,
+        })
+        .await
+        .unwrap();
+    let mut queued = Vec::new();
+    for n in 0..12 {
+        let url = format!("http://127.0.0.1:9/{n}.png");
+        queued.push(succeeded_task(&*store, user.id, channel.id, &url, None).await);
+    }
+    let now = now_ms() + 1;
+    let claims = futures_util::future::join_all(
+        (0..6).map(|_| store.claim_file_copies(now, now + 60_000, 5)),
+    )
+    .await;
+    let mut claimed: Vec<String> = claims
+        .into_iter()
+        .flat_map(|c| c.unwrap().into_iter().map(|f| f.mj_id))
+        .collect();
+    claimed.sort();
+    queued.sort();
+    assert_eq!(claimed, queued, "every job claimed exactly once");
 }
