@@ -47,6 +47,7 @@ impl App {
     ) -> Result<(), StartError> {
         let cancel = CancellationToken::new();
         let poller = tokio::spawn(workers::poller::run(self.state.clone(), cancel.clone()));
+        let copier = tokio::spawn(workers::copier::run(self.state.clone(), cancel.clone()));
 
         let stop = cancel.clone();
         let server = axum::serve(self.listener, http::router(self.state)).with_graceful_shutdown(
@@ -59,8 +60,10 @@ impl App {
         );
         let served = server.await;
         cancel.cancel();
-        if let Err(e) = poller.await {
-            tracing::error!(error = %e, "poller ended abnormally");
+        for (name, worker) in [("poller", poller), ("copier", copier)] {
+            if let Err(e) = worker.await {
+                tracing::error!(error = %e, worker = name, "worker ended abnormally");
+            }
         }
         tracing::info!("gateway stopped");
         served.map_err(StartError::Serve)

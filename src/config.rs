@@ -39,6 +39,37 @@ pub struct Config {
     pub channel_cooldown: Duration,
     /// Requests one API key may make per minute, across all processes; 0: no limit.
     pub rate_limit_per_minute: u32,
+    /// Where copied images live: a local folder or an S3-compatible bucket.
+    pub storage: StorageKind,
+    /// The local image folder; `<data_dir>/images` when unset.
+    pub storage_dir: Option<PathBuf>,
+    pub s3_bucket: Option<String>,
+    /// The S3 endpoint, for S3-compatible servers; AWS's when unset.
+    pub s3_endpoint: Option<String>,
+    pub s3_region: String,
+    pub s3_access_key_id: Option<String>,
+    pub s3_secret_access_key: Option<String>,
+    /// `https://endpoint/bucket/key` instead of `https://bucket.endpoint/key`.
+    pub s3_path_style: bool,
+}
+
+/// Where copied images are kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StorageKind {
+    Local,
+    S3,
+}
+
+impl std::str::FromStr for StorageKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "local" => Ok(StorageKind::Local),
+            "s3" => Ok(StorageKind::S3),
+            other => Err(format!("`{other}` is not local or s3")),
+        }
+    }
 }
 
 impl Default for Config {
@@ -57,6 +88,14 @@ impl Default for Config {
             channel_failures_to_trip: 3,
             channel_cooldown: Duration::from_secs(30),
             rate_limit_per_minute: 0,
+            storage: StorageKind::Local,
+            storage_dir: None,
+            s3_bucket: None,
+            s3_endpoint: None,
+            s3_region: "us-east-1".to_string(),
+            s3_access_key_id: None,
+            s3_secret_access_key: None,
+            s3_path_style: false,
         }
     }
 }
@@ -137,10 +176,30 @@ impl Config {
                 "CHANNEL_COOLDOWN" => {
                     self.channel_cooldown = parse_duration(&value).map_err(bad)?
                 }
+                "RATE_LIMIT_PER_MINUTE" => {
+                    self.rate_limit_per_minute = value.parse().map_err(|e| bad(format!("{e}")))?
+                }
+                "STORAGE" => self.storage = value.parse().map_err(bad)?,
+                "STORAGE_DIR" => self.storage_dir = Some(PathBuf::from(value)),
+                "S3_BUCKET" => self.s3_bucket = Some(value),
+                "S3_ENDPOINT" => self.s3_endpoint = Some(value),
+                "S3_REGION" => self.s3_region = value,
+                "S3_ACCESS_KEY_ID" => self.s3_access_key_id = Some(value),
+                "S3_SECRET_ACCESS_KEY" => self.s3_secret_access_key = Some(value),
+                "S3_PATH_STYLE" => {
+                    self.s3_path_style = value.parse().map_err(|e| bad(format!("{e}")))?
+                }
                 _ => {}
             }
         }
         Ok(())
+    }
+
+    /// The local image folder.
+    pub fn storage_dir(&self) -> PathBuf {
+        self.storage_dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("images"))
     }
 
     /// The database URL, defaulting to a SQLite file in the data folder.
@@ -198,5 +257,28 @@ mod tests {
             ..Config::default()
         };
         assert_eq!(config.database_url(), "sqlite:///srv/mj/mjgate.db");
+        assert_eq!(config.storage_dir(), PathBuf::from("/srv/mj/images"));
+    }
+
+    #[test]
+    fn storage_settings() {
+        let mut config: Config =
+            toml::from_str("storage = \"s3\"\ns3_bucket = \"imgs\"\ns3_path_style = true").unwrap();
+        assert_eq!(config.storage, StorageKind::S3);
+        assert_eq!(config.s3_bucket.as_deref(), Some("imgs"));
+        assert!(config.s3_path_style);
+        config
+            .apply_env([
+                ("MJGATE_STORAGE".to_string(), "LOCAL".to_string()),
+                ("MJGATE_S3_REGION".to_string(), "eu-west-1".to_string()),
+            ])
+            .unwrap();
+        assert_eq!(config.storage, StorageKind::Local);
+        assert_eq!(config.s3_region, "eu-west-1");
+        assert!(
+            Config::default()
+                .apply_env([("MJGATE_STORAGE".to_string(), "ftp".to_string())])
+                .is_err()
+        );
     }
 }

@@ -11,6 +11,7 @@ pub mod proto;
 pub mod relay;
 pub mod sim;
 pub mod state;
+pub mod storage;
 pub mod store;
 pub mod upstream;
 pub mod workers;

@@ -3,6 +3,8 @@
 use crate::config::Config;
 use crate::domain::secrets::{Signer, new_signing_secret};
 use crate::relay::routing::ChannelHealth;
+use crate::storage::derive::Renderer;
+use crate::storage::{BlobStore, StorageError};
 use crate::store::{self, Store, StoreError};
 use crate::upstream::UpstreamClient;
 use std::net::SocketAddr;
@@ -19,6 +21,10 @@ pub struct AppState {
     pub health: Arc<ChannelHealth>,
     /// This process among the gateways sharing the database: holder of its leases.
     pub instance: Arc<str>,
+    /// Where copied images and videos live.
+    pub blobs: BlobStore,
+    /// Cuts grid parts and thumbnails, a few at a time.
+    pub renderer: Renderer,
 }
 
 impl AppState {
@@ -47,6 +53,8 @@ impl AppState {
                 config.channel_cooldown,
             )),
             signer: Signer::new(&secret),
+            blobs: BlobStore::open(&config)?,
+            renderer: Renderer::new(2),
             config: Arc::new(config),
             store,
         })
@@ -57,6 +65,8 @@ impl AppState {
 pub enum StartError {
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Storage(#[from] StorageError),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,

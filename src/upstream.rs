@@ -1,5 +1,8 @@
 //! The client for upstream midjourney-proxy servers: one shared HTTP client, the channel's
 //! own secret on every call, and errors classified by whether the request may have arrived.
+//! Files named by upstream answers are fetched through [`guard`].
+
+pub mod guard;
 
 use crate::proto::{ListByConditionRequest, SubmitResult, TaskJson};
 use crate::store::Channel;
@@ -28,6 +31,9 @@ pub enum UpstreamError {
     /// The answer was larger than allowed.
     #[error("answer larger than {0} bytes")]
     TooLarge(u64),
+    /// The link leads to an address the gateway does not fetch from.
+    #[error("refused: {0}")]
+    Refused(String),
 }
 
 impl UpstreamError {
@@ -44,7 +50,9 @@ impl UpstreamError {
     }
 
     fn from_reqwest(e: reqwest::Error) -> Self {
-        if e.is_connect() {
+        if e.is_redirect() {
+            UpstreamError::Refused(error_chain(&e))
+        } else if e.is_connect() {
             UpstreamError::Connect(e.to_string())
         } else if e.is_timeout() {
             UpstreamError::Timeout
@@ -57,24 +65,52 @@ impl UpstreamError {
     }
 }
 
+/// The error and its causes on one line: reqwest puts the reason in the sources.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
 /// Talks to channels.
 #[derive(Clone)]
 pub struct UpstreamClient {
+    /// Channel API calls: to the configured base URL, no redirects.
     http: reqwest::Client,
+    /// Files on the public internet: only public addresses, each redirect hop checked.
+    public_files: reqwest::Client,
+    /// Files of channels marked local, which may live on private addresses.
+    local_files: reqwest::Client,
 }
 
 impl UpstreamClient {
     /// `instance` goes into the User-Agent, so that an upstream's logs tell gateway
     /// processes apart.
     pub fn new(timeout: Duration, instance: &str) -> Self {
-        let http = reqwest::Client::builder()
-            .timeout(timeout)
-            .connect_timeout(Duration::from_secs(5).min(timeout))
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(format!("mjgate/{} ({instance})", env!("CARGO_PKG_VERSION")))
-            .build()
-            .expect("the TLS backend is compiled in");
-        Self { http }
+        let user_agent = format!("mjgate/{} ({instance})", env!("CARGO_PKG_VERSION"));
+        let builder = || {
+            reqwest::Client::builder()
+                .timeout(timeout)
+                .connect_timeout(Duration::from_secs(5).min(timeout))
+                .user_agent(user_agent.clone())
+        };
+        let build = |b: reqwest::ClientBuilder| b.build().expect("the TLS backend is compiled in");
+        Self {
+            http: build(builder().redirect(reqwest::redirect::Policy::none())),
+            public_files: build(
+                builder()
+                    .dns_resolver(std::sync::Arc::new(guard::PublicOnlyResolver))
+                    .redirect(guard::redirect_policy()),
+            ),
+            local_files: build(
+                builder().redirect(reqwest::redirect::Policy::limited(guard::MAX_REDIRECTS)),
+            ),
+        }
     }
 
     /// POSTs a submit body to `{base}/mj{path}`. The speed mode travels in the body's
@@ -110,15 +146,27 @@ impl UpstreamClient {
         self.call(self.http.get(url), channel).await
     }
 
-    /// Starts fetching an image; the body is streamed and cut off past `max_bytes`.
+    /// Starts fetching a file an upstream named (an image, a video); the body is streamed
+    /// and cut off past `max_bytes`. Unless `allow_private` (a channel marked local), links
+    /// into loopback, private or link-local addresses are refused, redirects included.
     pub async fn fetch_image(
         &self,
         url: &str,
         max_bytes: u64,
+        allow_private: bool,
     ) -> Result<ImageStream, UpstreamError> {
-        let response = self
-            .http
-            .get(url)
+        let parsed =
+            reqwest::Url::parse(url).map_err(|e| UpstreamError::Refused(format!("{url}: {e}")))?;
+        let client = if allow_private {
+            &self.local_files
+        } else {
+            guard::check_host(&parsed)
+                .await
+                .map_err(UpstreamError::Refused)?;
+            &self.public_files
+        };
+        let response = client
+            .get(parsed)
             .send()
             .await
             .map_err(UpstreamError::from_reqwest)?;
@@ -144,9 +192,10 @@ impl UpstreamClient {
             let chunk = chunk.map_err(|e| std::io::Error::other(e.to_string()))?;
             seen += chunk.len() as u64;
             if seen > max_bytes {
-                return Err(std::io::Error::other(format!(
-                    "image larger than {max_bytes} bytes"
-                )));
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::FileTooLarge,
+                    format!("larger than {max_bytes} bytes"),
+                ));
             }
             Ok(chunk)
         });

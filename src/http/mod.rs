@@ -1,11 +1,12 @@
 //! The HTTP layer: the `/mj` task API (also under the `/mj-fast`, `/mj-relax` and `/mj-turbo`
-//! prefixes) and the gateway's image URLs.
+//! prefixes) and the gateway's image and video URLs.
 
 mod api;
 pub mod error;
 pub mod extract;
 mod images;
 mod probes;
+mod ranges;
 mod submit;
 mod tasks;
 pub mod validate;
@@ -57,6 +58,7 @@ fn mj_routes() -> Router<AppState> {
         .route("/task/list", get(tasks::list))
         .route("/task/{id}/image-seed", get(tasks::image_seed))
         .route("/image/{id}", get(images::image))
+        .route("/video/{id}", get(images::video))
         .method_not_allowed_fallback(method_not_allowed)
 }
 

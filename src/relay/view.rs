@@ -1,4 +1,5 @@
-//! The task object clients see (SPEC 1.5): our ids, our image URLs, no upstream internals.
+//! The task object clients see (SPEC 1.5): our ids, our image and video URLs, no upstream
+//! internals.
 
 use crate::domain::secrets::Signer;
 use crate::domain::{BotType, Button, TaskAction, TaskStatus};
@@ -55,7 +56,10 @@ impl TaskView {
                 .upstream_image_url
                 .as_ref()
                 .map(|_| image_url(base_url, &task.mj_id, signer)),
-            video_url: task.video_url.clone(),
+            video_url: task
+                .video_url
+                .as_ref()
+                .map(|_| video_url(base_url, &task.mj_id, signer)),
             video_urls: task.video_urls.0.clone(),
             fail_reason: task.fail_reason.clone(),
             buttons: task.buttons.0.clone(),
@@ -68,4 +72,9 @@ impl TaskView {
 /// cannot be guessed from a task id.
 pub fn image_url(base_url: &str, mj_id: &str, signer: &Signer) -> String {
     format!("{base_url}/mj/image/{mj_id}?sig={}", signer.sign(mj_id))
+}
+
+/// `<base>/mj/video/<task id>?sig=<signature>`: the task's video, like [`image_url`].
+pub fn video_url(base_url: &str, mj_id: &str, signer: &Signer) -> String {
+    format!("{base_url}/mj/video/{mj_id}?sig={}", signer.sign(mj_id))
 }

@@ -33,7 +33,15 @@ pub type StoreResult<T> = Result<T, StoreError>;
 
 /// Everything the gateway keeps.
 pub trait Store:
-    AccountStore + ChannelStore + TaskStore + TaskHistory + CoordinationStore + Send + Sync + 'static
+    AccountStore
+    + ChannelStore
+    + TaskStore
+    + TaskHistory
+    + CoordinationStore
+    + TaskFileStore
+    + Send
+    + Sync
+    + 'static
 {
 }
 
@@ -43,6 +51,7 @@ impl<T> Store for T where
         + TaskStore
         + TaskHistory
         + CoordinationStore
+        + TaskFileStore
         + Send
         + Sync
         + 'static
@@ -150,7 +159,8 @@ pub trait TaskStore {
 
     /// Applies an upstream report if the task still is as `seen` (same status and progress)
     /// and not final. Returns the updated task, or `None` when it had changed meanwhile.
-    /// A report that ends the task in `FAILURE` refunds its charge in the same transaction.
+    /// A report that ends the task in `FAILURE` refunds its charge in the same transaction;
+    /// one that ends it in `SUCCESS` queues the copy of its image and video.
     async fn update_task(
         &self,
         seen: &Task,
@@ -186,4 +196,38 @@ pub trait TaskStore {
 pub trait TaskHistory {
     /// One page of tasks matching `filter`, newest first, and how many match in all.
     async fn list_tasks(&self, filter: &TaskFilter) -> StoreResult<(Vec<Task>, i64)>;
+}
+
+/// Copies of task files in the gateway's storage, and the jobs that make them. A job is
+/// claimed under a lease, so that several gateway processes can share the work and a crashed
+/// worker's job is taken up again once its lease runs out.
+#[async_trait]
+pub trait TaskFileStore {
+    /// Claims up to `limit` pending jobs that are due at `now` and not leased, leasing them
+    /// until `lease_until` and counting the attempt.
+    async fn claim_file_copies(
+        &self,
+        now: i64,
+        lease_until: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<TaskFile>>;
+    /// Records the copy of a claimed job. False when the claim was lost (its lease ran out
+    /// and another worker took the job).
+    async fn finish_file_copy(
+        &self,
+        claimed: &TaskFile,
+        stored: &StoredFile,
+        now: i64,
+    ) -> StoreResult<bool>;
+    /// Puts a claimed job back, to be tried again at `next_attempt_at`.
+    async fn retry_file_copy(
+        &self,
+        claimed: &TaskFile,
+        error: &str,
+        next_attempt_at: i64,
+        now: i64,
+    ) -> StoreResult<()>;
+    /// Gives up on a claimed job.
+    async fn fail_file_copy(&self, claimed: &TaskFile, error: &str, now: i64) -> StoreResult<()>;
+    async fn task_file(&self, mj_id: &str, kind: FileKind) -> StoreResult<Option<TaskFile>>;
 }

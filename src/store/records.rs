@@ -287,3 +287,85 @@ pub struct TaskFilter {
 /// A difference between a balance and what the ledger says it should be.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LedgerProblem(pub String);
+
+/// What a task's stored file is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileKind {
+    Image,
+    Video,
+}
+
+impl FileKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FileKind::Image => "image",
+            FileKind::Video => "video",
+        }
+    }
+}
+
+impl TryFrom<String> for FileKind {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        match s.as_str() {
+            "image" => Ok(FileKind::Image),
+            "video" => Ok(FileKind::Video),
+            other => Err(format!("unknown file kind `{other}`")),
+        }
+    }
+}
+
+/// Where a copy job stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileState {
+    /// Waiting for (or being worked on by) the copier.
+    Pending,
+    /// Copied: `storage_key` and the rest are set.
+    Done,
+    /// Given up on: the upstream's file was refused or never came.
+    Failed,
+}
+
+impl TryFrom<String> for FileState {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        match s.as_str() {
+            "pending" => Ok(FileState::Pending),
+            "done" => Ok(FileState::Done),
+            "failed" => Ok(FileState::Failed),
+            other => Err(format!("unknown file state `{other}`")),
+        }
+    }
+}
+
+/// A task's file in the gateway's storage: first the job that copies it from the upstream,
+/// then the record of the copy.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct TaskFile {
+    pub id: i64,
+    pub mj_id: String,
+    #[sqlx(try_from = "String")]
+    pub kind: FileKind,
+    pub source_url: String,
+    #[sqlx(try_from = "String")]
+    pub state: FileState,
+    /// Claims so far, the current one included; a claim's holder names it when reporting.
+    pub attempts: i64,
+    pub next_attempt_at: i64,
+    pub lease_until: i64,
+    pub last_error: Option<String>,
+    pub storage_key: Option<String>,
+    pub content_type: Option<String>,
+    pub size: Option<i64>,
+    pub etag: Option<String>,
+}
+
+/// A finished copy.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredFile {
+    pub storage_key: String,
+    pub content_type: String,
+    pub size: i64,
+    /// A quoted strong entity tag, derived from the content.
+    pub etag: String,
+}

@@ -2,6 +2,7 @@
 //! file, or a fresh PostgreSQL schema), in front of real simulators.
 #![allow(dead_code)]
 
+pub mod files;
 pub mod hooks;
 pub mod sim_client;
 
@@ -110,6 +111,8 @@ pub struct Gateway {
     stop: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<()>>,
     _db: TestDb,
+    /// The gateway's data folder (its stored images).
+    pub files: tempfile::TempDir,
 }
 
 /// Test-friendly gateway settings: fast polling, short grace.
@@ -125,9 +128,11 @@ pub fn fast_config() -> Config {
 
 impl Gateway {
     /// A gateway on `db` with one simulator per config, each added as a channel with its own
-    /// secret (`secret-<n>`).
-    pub async fn start(db: Db, sims: Vec<SimConfig>, config: Config) -> Gateway {
+    /// secret (`secret-<n>`). Its data folder is a fresh temporary one.
+    pub async fn start(db: Db, sims: Vec<SimConfig>, mut config: Config) -> Gateway {
         init_logs();
+        let files = tempfile::tempdir().unwrap();
+        config.data_dir = files.path().to_path_buf();
         let db = test_db(db).await;
         let store: Arc<dyn Store> = store::open(&db.url).await.unwrap();
         let mut started = Vec::new();
@@ -174,6 +179,7 @@ impl Gateway {
             stop: Some(stop),
             server: Some(server),
             _db: db,
+            files,
         }
     }
 

@@ -4,7 +4,7 @@
 use super::auth::{Admin, ApiUser};
 use super::{Data, ManageError};
 use crate::http::extract::BaseUrl;
-use crate::relay::view::image_url;
+use crate::relay::view::{image_url, video_url};
 use crate::state::AppState;
 use crate::store::{Task, TaskFilter};
 use axum::extract::{Query, State};
@@ -151,7 +151,10 @@ fn item(task: &Task, base: &str, state: &AppState, admin: bool) -> HistoryItem {
             .upstream_image_url
             .as_ref()
             .map(|_| image_url(base, &task.mj_id, &state.signer)),
-        video_url: task.video_url.clone(),
+        video_url: task
+            .video_url
+            .as_ref()
+            .map(|_| video_url(base, &task.mj_id, &state.signer)),
         video_urls: task.video_urls.0.clone(),
         submit_time: task.submit_time / 1000,
         start_time: task.start_time / 1000,

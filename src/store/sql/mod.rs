@@ -5,6 +5,7 @@
 mod accounts;
 mod channels;
 mod coordination;
+mod files;
 mod ledger;
 mod postgres;
 mod sqlite;
@@ -133,6 +134,7 @@ macro_rules! impl_for_sql {
             for<'r> $crate::store::ApiKey: sqlx::FromRow<'r, DB::Row>,
             for<'r> $crate::store::Channel: sqlx::FromRow<'r, DB::Row>,
             for<'r> $crate::store::Task: sqlx::FromRow<'r, DB::Row>,
+            for<'r> $crate::store::TaskFile: sqlx::FromRow<'r, DB::Row>,
             usize: sqlx::ColumnIndex<DB::Row>,
         {
             $($body)*

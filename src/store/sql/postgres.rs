@@ -14,6 +14,11 @@ const MIGRATIONS: Embedded = Embedded(&[
         include_str!("../../../migrations/postgres/0001_init.sql"),
     ),
     (
+        3,
+        "images",
+        include_str!("../../../migrations/postgres/0003_images.sql"),
+    ),
+    (
         4,
         "coordination",
         include_str!("../../../migrations/postgres/0004_coordination.sql"),

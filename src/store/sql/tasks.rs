@@ -163,8 +163,14 @@ impl_for_sql!(TaskStore {
             .bind(seen.progress.as_str())
             .fetch_optional(&mut *tx)
             .await?;
-        if updated.as_ref().is_some_and(|t| t.status == TaskStatus::Failure) {
-            Self::refund_in(&mut tx, &seen.mj_id, now).await?;
+        if let Some(task) = &updated {
+            match task.status {
+                TaskStatus::Failure => {
+                    Self::refund_in(&mut tx, &seen.mj_id, now).await?;
+                }
+                TaskStatus::Success => Self::queue_copies_in(&mut tx, task, now).await?,
+                _ => {}
+            }
         }
         tx.commit().await?;
         Ok(updated)
