@@ -91,7 +91,8 @@ enum UserCommand {
 
 #[derive(Subcommand)]
 enum KeyCommand {
-    /// Create a key (and its user, if new); the key is printed once.
+    /// Create a key (and its user, if new); prints the key (once) and, after a tab, the
+    /// secret that signs its tasks' notifications.
     Create {
         #[arg(long)]
         user: String,
@@ -222,10 +223,11 @@ async fn key(store: &dyn Store, cmd: KeyCommand) -> anyhow::Result<()> {
             if out.json {
                 println!(
                     "{}",
-                    json!({ "id": created.key.id, "key": created.secret, "user_id": user.id })
+                    json!({ "id": created.key.id, "key": created.secret, "user_id": user.id,
+                        "hook_secret": created.hook_secret })
                 );
             } else {
-                println!("{}", created.secret);
+                println!("{}\t{}", created.secret, created.hook_secret);
             }
         }
         KeyCommand::Disable { id } => {
@@ -415,6 +417,7 @@ async fn channel(store: &dyn Store, cmd: ChannelCommand) -> anyhow::Result<()> {
                     priority,
                     weight,
                     is_local: local,
+                    callbacks: false,
                 })
                 .await?;
             if out.json {

@@ -208,7 +208,9 @@ pub async fn create_key(
         .expires_at
         .map(|t| if t > 100_000_000_000 { t } else { t * 1000 });
     let created = admin::create_key(&*state.store, &user, input.limit, expires_at).await?;
-    Ok(Data(json!({"id": created.key.id, "key": created.secret})))
+    Ok(Data(
+        json!({"id": created.key.id, "key": created.secret, "hook_secret": created.hook_secret}),
+    ))
 }
 
 pub async fn enable_key(
@@ -271,6 +273,7 @@ pub async fn create_channel(
         priority: input.priority,
         weight: input.weight.unwrap_or(1),
         is_local: input.local,
+        callbacks: false,
     };
     admin::check_channel(&new).map_err(bad)?;
     Ok(Data(state.store.create_channel(&new).await?.into()))

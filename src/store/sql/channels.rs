@@ -5,13 +5,13 @@ use crate::domain::ids::now_ms;
 use crate::store::{Channel, NewChannel, StoreResult};
 
 const CHANNEL_COLUMNS: &str = "id, name, base_url, secret, enabled, priority, weight, modes, \
-     bot_types, max_in_flight, pass_account_filter, is_local, created_at";
+     bot_types, max_in_flight, pass_account_filter, is_local, callbacks, created_at";
 
 impl_for_sql!(ChannelStore {
     async fn create_channel(&self, new: &NewChannel) -> StoreResult<Channel> {
         let sql = format!(
-            "INSERT INTO channels (name, base_url, secret, priority, weight, is_local, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {CHANNEL_COLUMNS}"
+            "INSERT INTO channels (name, base_url, secret, priority, weight, is_local, callbacks, \
+             created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING {CHANNEL_COLUMNS}"
         );
         sqlx::query_as(&sql)
             .bind(new.name.as_str())
@@ -20,6 +20,7 @@ impl_for_sql!(ChannelStore {
             .bind(new.priority)
             .bind(new.weight)
             .bind(new.is_local)
+            .bind(new.callbacks)
             .bind(now_ms())
             .fetch_one(&self.pool)
             .await

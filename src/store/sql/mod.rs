@@ -4,6 +4,7 @@
 
 mod accounts;
 mod channels;
+mod deliveries;
 mod ledger;
 mod postgres;
 mod sqlite;
@@ -123,6 +124,8 @@ macro_rules! impl_for_sql {
             for<'r> $crate::store::ApiKey: sqlx::FromRow<'r, DB::Row>,
             for<'r> $crate::store::Channel: sqlx::FromRow<'r, DB::Row>,
             for<'r> $crate::store::Task: sqlx::FromRow<'r, DB::Row>,
+            for<'r> $crate::store::Delivery: sqlx::FromRow<'r, DB::Row>,
+            for<'r> $crate::store::DeliveryAttempt: sqlx::FromRow<'r, DB::Row>,
             usize: sqlx::ColumnIndex<DB::Row>,
         {
             $($body)*

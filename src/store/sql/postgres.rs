@@ -7,11 +7,18 @@ use sqlx::{Pool, Postgres};
 use std::str::FromStr;
 use std::time::Duration;
 
-const MIGRATIONS: Embedded = Embedded(&[(
-    1,
-    "init",
-    include_str!("../../../migrations/postgres/0001_init.sql"),
-)]);
+const MIGRATIONS: Embedded = Embedded(&[
+    (
+        1,
+        "init",
+        include_str!("../../../migrations/postgres/0001_init.sql"),
+    ),
+    (
+        2,
+        "callbacks",
+        include_str!("../../../migrations/postgres/0002_callbacks.sql"),
+    ),
+]);
 
 impl Backend for Postgres {
     async fn connect(url: &str) -> Result<Pool<Self>, sqlx::Error> {
