@@ -3,13 +3,15 @@
 
 use crate::config::Config;
 use crate::domain::secrets::{Signer, new_signing_secret};
+use crate::notify::HookClient;
 use crate::store::{self, Store, StoreError};
 use crate::upstream::UpstreamClient;
 use crate::{http, workers};
 use std::future::Future;
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use tokio::net::TcpListener;
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 /// What every handler and worker shares.
@@ -18,7 +20,14 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub store: Arc<dyn Store>,
     pub upstream: UpstreamClient,
+    /// The client for client hooks.
+    pub hooks: HookClient,
     pub signer: Signer,
+    /// The gateway's absolute base for URLs made outside a request (callbacks): the public
+    /// URL, else the address it listens on.
+    pub base_url: Arc<str>,
+    /// Wakes the notifier when a task changed, so that notifications leave at once.
+    pub notifications_queued: Arc<Notify>,
 }
 
 impl AppState {
@@ -38,12 +47,24 @@ impl AppState {
                     .await?
             }
         };
+        let base_url = match &config.public_url {
+            Some(url) => url.trim_end_matches('/').to_string(),
+            None => format!("http://{}", config.listen),
+        };
         Ok(Self {
             upstream: UpstreamClient::new(config.upstream_timeout),
+            hooks: HookClient::new(config.callback_timeout, config.allow_private_hooks),
             signer: Signer::new(&secret),
+            base_url: base_url.into(),
+            notifications_queued: Arc::new(Notify::new()),
             config: Arc::new(config),
             store,
         })
+    }
+
+    /// Tells the notifier that a task changed (and may have queued a notification).
+    pub fn task_changed(&self) {
+        self.notifications_queued.notify_one();
     }
 }
 
@@ -73,11 +94,21 @@ impl App {
         Self::from_state(state).await
     }
 
-    pub async fn from_state(state: AppState) -> Result<Self, StartError> {
+    pub async fn from_state(mut state: AppState) -> Result<Self, StartError> {
         let addr = state.config.listen;
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|source| StartError::Bind { addr, source })?;
+        if state.config.public_url.is_none() {
+            // The port is known only now; an unspecified address is reachable on loopback.
+            let mut bound = listener
+                .local_addr()
+                .map_err(|source| StartError::Bind { addr, source })?;
+            if bound.ip().is_unspecified() {
+                bound.set_ip(IpAddr::V4(Ipv4Addr::LOCALHOST));
+            }
+            state.base_url = format!("http://{bound}").into();
+        }
         Ok(Self { listener, state })
     }
 
@@ -98,6 +129,7 @@ impl App {
     ) -> Result<(), StartError> {
         let cancel = CancellationToken::new();
         let poller = tokio::spawn(workers::poller::run(self.state.clone(), cancel.clone()));
+        let notifier = tokio::spawn(workers::notifier::run(self.state.clone(), cancel.clone()));
 
         let stop = cancel.clone();
         let server = axum::serve(self.listener, http::router(self.state)).with_graceful_shutdown(
@@ -112,6 +144,9 @@ impl App {
         cancel.cancel();
         if let Err(e) = poller.await {
             tracing::error!(error = %e, "poller ended abnormally");
+        }
+        if let Err(e) = notifier.await {
+            tracing::error!(error = %e, "notifier ended abnormally");
         }
         tracing::info!("gateway stopped");
         served.map_err(StartError::Serve)

@@ -152,6 +152,7 @@ pub async fn submit_modal(
             task.mj_id
         )));
     }
+    state.task_changed();
     body["taskId"] = Value::String(upstream_id);
     let answer = state
         .upstream
@@ -273,7 +274,10 @@ pub(super) async fn insert_new_task(
         bot_type: sub.bot_type,
         mode: sub.mode,
         custom_id: sub.custom_id.clone(),
-        notify_hook: sub.notify_hook.clone(),
+        notify_hook: sub
+            .notify_hook
+            .clone()
+            .or_else(|| state.config.notify_hook.clone()),
         submit_time: now,
     };
     // Ids are milliseconds plus three random digits: a clash is rare, and retried.
@@ -331,6 +335,7 @@ async fn accepted(
         }
         Err(e) => return Err(e.into()),
     }
+    state.task_changed();
     let id = task.mj_id.clone();
     Ok(match (status, queue_ahead) {
         (TaskStatus::Modal, _) => Envelope::new(code::MODAL, "Waiting for window confirm", id),
@@ -372,6 +377,7 @@ async fn existing(
                 .store
                 .mark_forwarded(&task.mj_id, channel.id, upstream_id, TaskStatus::Submitted)
                 .await?;
+            state.task_changed();
             Ok(Envelope::new(
                 code::SUCCESS,
                 "Task already exists",

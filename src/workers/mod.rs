@@ -1,3 +1,4 @@
 //! Background work. Every loop takes a cancellation token and stops when it fires.
 
+pub mod notifier;
 pub mod poller;

@@ -121,6 +121,8 @@ pub fn fast_config() -> Config {
         poll_interval: Duration::from_millis(50),
         forget_after_polls: 3,
         upstream_timeout: Duration::from_secs(5),
+        // Test receivers listen on 127.0.0.1.
+        allow_private_hooks: true,
         ..Config::default()
     }
 }

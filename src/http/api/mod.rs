@@ -1,9 +1,10 @@
 //! The management API (`/api/...`, SPEC 3): task histories for users and admins, and the
-//! admin's users, keys, channels, prices and top-ups. Its envelope is New-API's:
+//! admin's users, keys, channels, prices and top-ups, and a task's client notifications. Its envelope is New-API's:
 //! `{"success", "message", "data"}`.
 
 mod admin;
 mod auth;
+mod deliveries;
 mod history;
 
 use crate::app::AppState;
@@ -33,6 +34,7 @@ pub fn router() -> Router<AppState> {
             get(admin::list_channels).post(admin::create_channel),
         )
         .route("/price/", get(admin::list_prices).put(admin::set_price))
+        .route("/task/{mj_id}/deliveries", get(deliveries::task_deliveries))
         .fallback(|| async { ManageError::NotFound("no such route".to_string()) })
 }
 
