@@ -1,5 +1,5 @@
-//! Client callbacks, end to end: the gateway's signed, ordered, retried notifications to
-//! client hooks, on both databases.
+//! Callbacks both ways, end to end: upstreams reporting to the gateway at once, and the
+//! gateway's signed, ordered, retried notifications to client hooks, on both databases.
 
 mod common;
 
@@ -25,6 +25,14 @@ fn sim(step_ms: u64) -> SimConfig {
         pace: Pace::Step(Duration::from_millis(step_ms)),
         concurrency: 10,
         ..SimConfig::default()
+    }
+}
+
+/// Polling that would take longer than any test: only callbacks can move a task.
+fn callbacks_only() -> Config {
+    Config {
+        poll_interval: Duration::from_secs(60),
+        ..fast_config()
     }
 }
 
@@ -84,6 +92,209 @@ async fn wait_deliveries_done(gw: &Gateway, admin: &(i64, String), id: &str) -> 
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+async fn upstream_callbacks_follow_the_simulator(db: Db) {
+    let gw =
+        Gateway::start_with(db, vec![sim(150)], callbacks_only(), |c| c.callbacks = true).await;
+    let gw = funded(gw).await;
+    let id = gw
+        .submit(
+            "/mj/submit/imagine",
+            json!({"prompt": "a heron at dawn", "notifyHook": "https://client.example/hook"}),
+            1,
+        )
+        .await;
+
+    // The upstream got the gateway's callback URL, not the client's hook.
+    let task = gw.store().task(&id).await.unwrap().unwrap();
+    let submit = gw.sims[0]
+        .requests()
+        .into_iter()
+        .find(|r| r.path.ends_with("/submit/imagine"))
+        .unwrap();
+    let hook = submit.body.unwrap()["notifyHook"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let channel = task.channel_id.unwrap();
+    assert!(
+        hook.starts_with(&format!("{}/mj/callback/{channel}?secret=", gw.base)),
+        "{hook}"
+    );
+    assert!(!hook.contains("client.example"));
+
+    // Watch the simulator and the gateway side by side: when does each state show on each?
+    let upstream_id = task.upstream_id.unwrap();
+    let sim_fetch = format!("{}/mj/task/{upstream_id}/fetch", gw.sims[0].base_url());
+    let started = Instant::now();
+    let mut upstream_seen: Vec<((String, String), Duration)> = Vec::new();
+    let mut gateway_seen: Vec<((String, String), Duration)> = Vec::new();
+    loop {
+        let upstream: Value = gw
+            .http
+            .get(&sim_fetch)
+            .header("mj-api-secret", "secret-0")
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let ours = gw.fetch(&id).await;
+        let at = started.elapsed();
+        for (seen, task) in [(&mut upstream_seen, &upstream), (&mut gateway_seen, &ours)] {
+            if seen.last().map(|(s, _)| s) != Some(&step(task)) {
+                seen.push((step(task), at));
+            }
+        }
+        if ours["status"] == "SUCCESS" {
+            break;
+        }
+        assert!(
+            at < Duration::from_secs(30),
+            "the gateway did not follow the upstream: {gateway_seen:?} vs {upstream_seen:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // Polling is a minute away: every state the gateway showed came by callback.
+    let in_progress = gateway_seen
+        .iter()
+        .filter(|((status, _), _)| status == "IN_PROGRESS")
+        .count();
+    assert!(in_progress >= 3, "{gateway_seen:?}");
+    let mut lags = Vec::new();
+    for (state, at) in &gateway_seen {
+        if let Some((_, upstream_at)) = upstream_seen.iter().find(|(s, _)| s == state) {
+            lags.push(at.saturating_sub(*upstream_at));
+        }
+    }
+    let worst = lags.iter().max().copied().unwrap_or_default();
+    eprintln!(
+        "callback lag behind the upstream over {} states: worst {worst:?}, all {lags:?} (poll interval 60s)",
+        lags.len()
+    );
+    assert!(worst < Duration::from_secs(6), "{lags:?}");
+    gw.shutdown().await;
+}
+
+async fn forged_upstream_callbacks_change_nothing(db: Db) {
+    let gw = Gateway::start_with(db, vec![sim(20)], callbacks_only(), |c| c.callbacks = true).await;
+    let gw = funded(gw).await;
+    // The stall word keeps the task at IN_PROGRESS 15% for good.
+    let id = gw
+        .submit(
+            "/mj/submit/imagine",
+            json!({"prompt": "a heron sim-stall"}),
+            1,
+        )
+        .await;
+    gw.wait_for(&id, |t| t["status"] == "IN_PROGRESS").await;
+    let before = gw.fetch(&id).await;
+    assert_eq!(step(&before).1, "15%", "{before}");
+    let balance = gw.store().user(gw.user_id).await.unwrap().unwrap().balance;
+    let task = gw.store().task(&id).await.unwrap().unwrap();
+    let (channel, upstream_id) = (task.channel_id.unwrap(), task.upstream_id.unwrap());
+    let real = gw.sims[0]
+        .requests()
+        .into_iter()
+        .find(|r| r.path.ends_with("/submit/imagine"))
+        .unwrap()
+        .body
+        .unwrap()["notifyHook"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let secret = real.split("secret=").nth(1).unwrap().to_string();
+
+    let success = json!({"id": upstream_id, "status": "SUCCESS", "progress": "100%",
+        "imageUrl": "http://attacker.example/x.png", "buttons": []});
+    let failure = json!({"id": upstream_id, "status": "FAILURE", "progress": "15%",
+        "failReason": "forged"});
+    let forged = [
+        format!(
+            "{}/mj/callback/{channel}?secret=0123456789abcdef0123456789abcdef",
+            gw.base
+        ),
+        format!("{}/mj/callback/{channel}?secret=", gw.base),
+        format!("{}/mj/callback/{channel}", gw.base),
+        // A real secret is only good for its own channel.
+        format!("{}/mj/callback/{}?secret={secret}", gw.base, channel + 1),
+        format!("{}/mj/callback/x{channel}?secret={secret}", gw.base),
+    ];
+    for url in &forged {
+        for report in [&success, &failure] {
+            let response = gw.http.post(url).json(report).send().await.unwrap();
+            assert_eq!(response.status(), 401, "{url}");
+            let answer: Value = response.json().await.unwrap();
+            assert_eq!(answer["code"], 21, "{answer}");
+        }
+    }
+    assert_eq!(
+        gw.fetch(&id).await,
+        before,
+        "a forged callback changed the task"
+    );
+    let after = gw.store().user(gw.user_id).await.unwrap().unwrap().balance;
+    assert_eq!(after, balance, "a forged FAILURE refunded the task");
+
+    // Replays with the real secret: the upstream's last report again (what it sent at 15%),
+    // and older states, change nothing.
+    let last: Value = gw
+        .http
+        .get(format!(
+            "{}/mj/task/{upstream_id}/fetch",
+            gw.sims[0].base_url()
+        ))
+        .header("mj-api-secret", "secret-0")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(step(&last), step(&before));
+    let mut older = last.clone();
+    older["status"] = json!("SUBMITTED");
+    older["progress"] = json!("0%");
+    let mut oldest = last.clone();
+    oldest["status"] = json!("NOT_START");
+    for stale in [last, older, oldest] {
+        let response = gw.http.post(&real).json(&stale).send().await.unwrap();
+        assert_eq!(response.status(), 200);
+        let answer: Value = response.json().await.unwrap();
+        assert_eq!(answer["description"], "Unchanged", "{stale}");
+    }
+    assert_eq!(
+        gw.fetch(&id).await,
+        before,
+        "a replayed callback changed the task"
+    );
+    let unknown = json!({"id": "1700000000000999", "status": "SUCCESS"});
+    let response = gw.http.post(&real).json(&unknown).send().await.unwrap();
+    assert_eq!(response.status(), 404);
+    let garbage = gw.http.post(&real).body("not json").send().await.unwrap();
+    assert_eq!(garbage.status(), 400);
+
+    // The real URL is the same path as a poll: a report that moves on is applied, and a
+    // FAILURE refunds once.
+    let ahead = json!({"id": upstream_id, "status": "IN_PROGRESS", "progress": "31%"});
+    let response = gw.http.post(&real).json(&ahead).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(step(&gw.fetch(&id).await).1, "31%");
+    for _ in 0..2 {
+        let failed = json!({"id": upstream_id, "status": "FAILURE", "progress": "31%",
+            "failReason": "Job failed upstream"});
+        let response = gw.http.post(&real).json(&failed).send().await.unwrap();
+        assert_eq!(response.status(), 200);
+    }
+    let done = gw.fetch(&id).await;
+    assert_eq!(done["status"], "FAILURE");
+    assert_eq!(done["failReason"], "Job failed upstream");
+    let refunded = gw.store().user(gw.user_id).await.unwrap().unwrap().balance;
+    assert_eq!(refunded, balance + task.quota, "refunded exactly once");
+    assert!(gw.store().ledger_check().await.unwrap().is_empty());
+    gw.shutdown().await;
 }
 
 async fn notifications_are_retried_signed_and_in_order(db: Db) {
@@ -376,6 +587,8 @@ async fn the_sender_refuses_private_addresses_too(db: Db) {
 }
 
 both_backends!(
+    upstream_callbacks_follow_the_simulator,
+    forged_upstream_callbacks_change_nothing,
     notifications_are_retried_signed_and_in_order,
     a_receiver_that_never_answers_is_given_up,
     a_restart_loses_no_notification,

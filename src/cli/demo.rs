@@ -49,7 +49,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
             priority: 0,
             weight: 1,
             is_local: true,
-            callbacks: false,
+            callbacks: true,
         })
         .await?;
     let user = admin::user_or_create(&*store, "demo").await?;

@@ -136,6 +136,10 @@ enum ChannelCommand {
         /// The upstream is on a private or loopback address on purpose.
         #[arg(long)]
         local: bool,
+        /// Give the upstream the gateway's callback URL as each task's notifyHook, so that
+        /// updates arrive at once (needs `public_url` unless the upstream is on this host).
+        #[arg(long)]
+        callbacks: bool,
         #[command(flatten)]
         out: Output,
     },
@@ -402,6 +406,7 @@ async fn channel(store: &dyn Store, cmd: ChannelCommand) -> anyhow::Result<()> {
             priority,
             weight,
             local,
+            callbacks,
             out,
         } => {
             let url = reqwest::Url::parse(&base_url).context("--base-url must be a URL")?;
@@ -417,7 +422,7 @@ async fn channel(store: &dyn Store, cmd: ChannelCommand) -> anyhow::Result<()> {
                     priority,
                     weight,
                     is_local: local,
-                    callbacks: false,
+                    callbacks,
                 })
                 .await?;
             if out.json {
@@ -432,7 +437,7 @@ async fn channel(store: &dyn Store, cmd: ChannelCommand) -> anyhow::Result<()> {
                 let rows: Vec<_> = channels
                     .iter()
                     .map(|c| json!({"id": c.id, "name": c.name, "base_url": c.base_url, "enabled": c.enabled,
-                        "priority": c.priority, "weight": c.weight, "modes": c.modes}))
+                        "priority": c.priority, "weight": c.weight, "modes": c.modes, "callbacks": c.callbacks}))
                     .collect();
                 println!("{}", serde_json::Value::Array(rows));
             } else {

@@ -1,4 +1,4 @@
-//! How upstream reports change our tasks. Polls (and, later, callbacks) all come through
+//! How upstream reports change our tasks. Polls and upstream callbacks both come through
 //! here, so that every task moves forward only and ends exactly once, and every change
 //! queues its client notification (in the store, in the same transaction).
 

@@ -71,6 +71,7 @@ pub struct ChannelOut {
     weight: i64,
     modes: String,
     is_local: bool,
+    callbacks: bool,
 }
 
 impl From<Channel> for ChannelOut {
@@ -84,6 +85,7 @@ impl From<Channel> for ChannelOut {
             weight: c.weight,
             modes: c.modes,
             is_local: c.is_local,
+            callbacks: c.callbacks,
         }
     }
 }
@@ -259,6 +261,9 @@ pub struct CreateChannelIn {
     weight: Option<i64>,
     #[serde(default)]
     local: bool,
+    /// Give the channel the gateway's callback URL as each task's `notifyHook`.
+    #[serde(default)]
+    callbacks: bool,
 }
 
 pub async fn create_channel(
@@ -273,7 +278,7 @@ pub async fn create_channel(
         priority: input.priority,
         weight: input.weight.unwrap_or(1),
         is_local: input.local,
-        callbacks: false,
+        callbacks: input.callbacks,
     };
     admin::check_channel(&new).map_err(bad)?;
     Ok(Data(state.store.create_channel(&new).await?.into()))
