@@ -4,8 +4,9 @@ use crate::domain::prices::PriceRule;
 use crate::domain::secrets::{
     hash_secret, key_hint, new_access_token, new_api_key, new_signing_secret,
 };
+use crate::domain::{BotType, Mode};
 use crate::store::{
-    ApiKey, NewChannel, NewKey, NewUser, Role, Store, StoreError, StoreResult, User,
+    ApiKey, ChannelChange, NewChannel, NewKey, NewUser, Role, Store, StoreError, StoreResult, User,
 };
 
 /// A user just created, with the access token shown this once.
@@ -106,20 +107,75 @@ pub fn valid_user_name(name: &str) -> Result<&str, String> {
     }
 }
 
-/// Checks a new channel's settings.
-pub fn check_channel(new: &NewChannel) -> Result<(), String> {
+/// Checks a new channel's settings and spells its lists canonically.
+pub fn check_channel(new: &mut NewChannel) -> Result<(), String> {
     if new.name.trim().is_empty() {
         return Err("name must not be empty".to_string());
     }
-    let url =
-        reqwest::Url::parse(&new.base_url).map_err(|e| format!("base_url is not a URL: {e}"))?;
+    check_base_url(&new.base_url)?;
+    check_weight(new.weight)?;
+    new.modes = canonical_list::<Mode>(&new.modes, "modes")?;
+    new.bot_types = canonical_list::<BotType>(&new.bot_types, "bot_types")?;
+    if new.max_in_flight.is_some_and(|cap| cap < 1) {
+        return Err("max_in_flight must be at least 1".to_string());
+    }
+    Ok(())
+}
+
+/// Checks a change to a channel the same way; `max_in_flight` 0 removes the cap.
+pub fn check_channel_change(change: &mut ChannelChange) -> Result<(), String> {
+    if change.name.as_deref().is_some_and(|n| n.trim().is_empty()) {
+        return Err("name must not be empty".to_string());
+    }
+    if let Some(url) = &change.base_url {
+        check_base_url(url)?;
+    }
+    if let Some(weight) = change.weight {
+        check_weight(weight)?;
+    }
+    if let Some(modes) = &change.modes {
+        change.modes = Some(canonical_list::<Mode>(modes, "modes")?);
+    }
+    if let Some(bots) = &change.bot_types {
+        change.bot_types = Some(canonical_list::<BotType>(bots, "bot_types")?);
+    }
+    if change.max_in_flight.is_some_and(|cap| cap < 0) {
+        return Err("max_in_flight must not be negative".to_string());
+    }
+    Ok(())
+}
+
+fn check_base_url(text: &str) -> Result<(), String> {
+    let url = reqwest::Url::parse(text).map_err(|e| format!("base_url is not a URL: {e}"))?;
     if !matches!(url.scheme(), "http" | "https") {
         return Err("base_url must be http(s)".to_string());
     }
-    if new.weight < 1 {
+    Ok(())
+}
+
+fn check_weight(weight: i64) -> Result<(), String> {
+    if weight < 1 {
         return Err("weight must be at least 1".to_string());
     }
     Ok(())
+}
+
+/// `fast, relax` → `FAST,RELAX`; an unknown word or an empty list is an error.
+fn canonical_list<T>(text: &str, what: &str) -> Result<String, String>
+where
+    T: std::str::FromStr<Err = String> + std::fmt::Display,
+{
+    let words = text
+        .split(',')
+        .map(str::trim)
+        .filter(|w| !w.is_empty())
+        .map(|w| w.to_ascii_uppercase().parse::<T>().map(|v| v.to_string()))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("{what}: {e}"))?;
+    if words.is_empty() {
+        return Err(format!("{what} must name at least one value"));
+    }
+    Ok(words.join(","))
 }
 
 /// A price rule from its text form (`IMAGINE`, `TURBO` or none, a price).

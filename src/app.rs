@@ -2,84 +2,12 @@
 //! [`App::run`] serves and runs the background workers until shutdown.
 
 use crate::config::Config;
-use crate::domain::secrets::{Signer, new_signing_secret};
-use crate::notify::HookClient;
-use crate::store::{self, Store, StoreError};
-use crate::upstream::UpstreamClient;
+use crate::state::{AppState, StartError};
 use crate::{http, workers};
 use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::sync::Arc;
 use tokio::net::TcpListener;
-use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
-
-/// What every handler and worker shares.
-#[derive(Clone)]
-pub struct AppState {
-    pub config: Arc<Config>,
-    pub store: Arc<dyn Store>,
-    pub upstream: UpstreamClient,
-    /// The client for client hooks.
-    pub hooks: HookClient,
-    pub signer: Signer,
-    /// The gateway's absolute base for URLs made outside a request (callbacks): the public
-    /// URL, else the address it listens on.
-    pub base_url: Arc<str>,
-    /// Wakes the notifier when a task changed, so that notifications leave at once.
-    pub notifications_queued: Arc<Notify>,
-}
-
-impl AppState {
-    /// Opens the configured store (running its migrations) and prepares the shared clients.
-    pub async fn open(config: Config) -> Result<Self, StartError> {
-        let store = store::open(&config.database_url()).await?;
-        Self::with_store(config, store).await
-    }
-
-    pub async fn with_store(config: Config, store: Arc<dyn Store>) -> Result<Self, StartError> {
-        // Every gateway process on one database must sign alike: the secret lives there.
-        let secret = match &config.secret {
-            Some(secret) => secret.clone(),
-            None => {
-                store
-                    .setting_or_insert("signing_secret", &new_signing_secret())
-                    .await?
-            }
-        };
-        let base_url = match &config.public_url {
-            Some(url) => url.trim_end_matches('/').to_string(),
-            None => format!("http://{}", config.listen),
-        };
-        Ok(Self {
-            upstream: UpstreamClient::new(config.upstream_timeout),
-            hooks: HookClient::new(config.callback_timeout, config.allow_private_hooks),
-            signer: Signer::new(&secret),
-            base_url: base_url.into(),
-            notifications_queued: Arc::new(Notify::new()),
-            config: Arc::new(config),
-            store,
-        })
-    }
-
-    /// Tells the notifier that a task changed (and may have queued a notification).
-    pub fn task_changed(&self) {
-        self.notifications_queued.notify_one();
-    }
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum StartError {
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    #[error("cannot listen on {addr}: {source}")]
-    Bind {
-        addr: SocketAddr,
-        source: std::io::Error,
-    },
-    #[error("server: {0}")]
-    Serve(std::io::Error),
-}
 
 /// A bound, ready gateway.
 pub struct App {

@@ -34,6 +34,13 @@ pub struct Config {
     /// Secret for signing image URLs and channel callback URLs; generated and kept in the
     /// database when unset.
     pub secret: Option<String>,
+    /// Failed submissions in a row that take a channel out of rotation.
+    pub channel_failures_to_trip: u32,
+    /// How long a failing channel rests before its next trial.
+    #[serde(deserialize_with = "duration")]
+    pub channel_cooldown: Duration,
+    /// Requests one API key may make per minute, across all processes; 0: no limit.
+    pub rate_limit_per_minute: u32,
     /// The `notifyHook` of tasks submitted without one.
     pub notify_hook: Option<String>,
     /// Whether hooks may point into private, loopback or link-local networks.
@@ -59,6 +66,9 @@ impl Default for Config {
             upstream_timeout: Duration::from_secs(30),
             max_image_bytes: 32 * 1024 * 1024,
             secret: None,
+            channel_failures_to_trip: 3,
+            channel_cooldown: Duration::from_secs(30),
+            rate_limit_per_minute: 0,
             notify_hook: None,
             allow_private_hooks: false,
             callback_max_age: Duration::from_secs(3600),
@@ -136,6 +146,13 @@ impl Config {
                     self.max_image_bytes = value.parse().map_err(|e| bad(format!("{e}")))?
                 }
                 "SECRET" => self.secret = Some(value),
+                "CHANNEL_FAILURES_TO_TRIP" => {
+                    self.channel_failures_to_trip =
+                        value.parse().map_err(|e| bad(format!("{e}")))?
+                }
+                "CHANNEL_COOLDOWN" => {
+                    self.channel_cooldown = parse_duration(&value).map_err(bad)?
+                }
                 "NOTIFY_HOOK" => self.notify_hook = Some(value).filter(|v| !v.is_empty()),
                 "ALLOW_PRIVATE_HOOKS" => {
                     self.allow_private_hooks = parse_bool(&value).map_err(bad)?

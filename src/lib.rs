@@ -11,9 +11,11 @@ pub mod notify;
 pub mod proto;
 pub mod relay;
 pub mod sim;
+pub mod state;
 pub mod store;
 pub mod upstream;
 pub mod workers;
 
-pub use app::{App, AppState};
+pub use app::App;
 pub use config::Config;
+pub use state::AppState;

@@ -64,12 +64,14 @@ pub struct UpstreamClient {
 }
 
 impl UpstreamClient {
-    pub fn new(timeout: Duration) -> Self {
+    /// `instance` goes into the User-Agent, so that an upstream's logs tell gateway
+    /// processes apart.
+    pub fn new(timeout: Duration, instance: &str) -> Self {
         let http = reqwest::Client::builder()
             .timeout(timeout)
             .connect_timeout(Duration::from_secs(5).min(timeout))
             .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("mjgate/", env!("CARGO_PKG_VERSION")))
+            .user_agent(format!("mjgate/{} ({instance})", env!("CARGO_PKG_VERSION")))
             .build()
             .expect("the TLS backend is compiled in");
         Self { http }

@@ -1,7 +1,7 @@
 //! The command line as an operator uses it: admin commands on the configured database, and
 //! `mjgate serve` configured by environment, answering, and stopping cleanly on SIGTERM.
 
-use serde_json::Value;
+use serde_json::{Value, json};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -54,6 +54,55 @@ fn admin_commands_share_the_configured_database() {
     let channels = json_output(mjgate(dir.path()).args(["channel", "list", "--json"]));
     assert_eq!(channels[0]["name"], "up");
     assert_eq!(channels[0]["callbacks"], true);
+
+    let updated = mjgate(dir.path())
+        .args([
+            "channel",
+            "update",
+            "--name",
+            "up",
+            "--weight",
+            "5",
+            "--modes",
+            "fast, relax",
+        ])
+        .args(["--max-in-flight", "8", "--local"])
+        .output()
+        .unwrap();
+    assert!(
+        updated.status.success(),
+        "{}",
+        String::from_utf8_lossy(&updated.stderr)
+    );
+    let disabled = mjgate(dir.path())
+        .args(["channel", "disable", "--name", "up"])
+        .output()
+        .unwrap();
+    assert!(disabled.status.success());
+    let channels = json_output(mjgate(dir.path()).args(["channel", "list", "--json"]));
+    let up = &channels[0];
+    assert_eq!(
+        (
+            &up["weight"],
+            &up["modes"],
+            &up["max_in_flight"],
+            &up["is_local"],
+            &up["enabled"]
+        ),
+        (
+            &json!(5),
+            &json!("FAST,RELAX"),
+            &json!(8),
+            &json!(true),
+            &json!(false)
+        ),
+        "{up}"
+    );
+    let unknown_mode = mjgate(dir.path())
+        .args(["channel", "update", "--name", "up", "--modes", "warp"])
+        .output()
+        .unwrap();
+    assert!(!unknown_mode.status.success());
 
     let bad = mjgate(dir.path())
         .args(["channel", "add", "--name", "x", "--base-url", "not a url"])
@@ -249,15 +298,17 @@ async fn demo_prints_a_key_that_works() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let stdout = BufReader::new(child.stdout.take().unwrap());
-    let key = stdout
+    let mut lines = BufReader::new(child.stdout.take().unwrap())
         .lines()
-        .map_while(Result::ok)
+        .map_while(Result::ok);
+    let key = lines
         .find_map(|line| {
             let rest = line.strip_prefix("demo API key: ")?;
             Some(rest.split_whitespace().next()?.to_string())
         })
         .expect("the demo prints its key");
+    // Keep reading, so that the demo's further output never meets a closed pipe.
+    std::thread::spawn(move || lines.for_each(drop));
 
     let base = format!("http://127.0.0.1:{port}");
     let http = reqwest::Client::new();

@@ -79,14 +79,37 @@ async fn failures_are_refunded_once(db: Db) {
     assert_eq!(balance(&gw).await, 2 * IMAGINE);
     let failed = gw.wait_final(&id).await;
     assert_eq!(failed["status"], "FAILURE");
+    // Polls (one of them holds the channel's lease, the others skip) and direct failures,
+    // racing.
     let polls = (0..4).map(|_| mjgate::workers::poller::poll_once(&gw.state));
-    for result in join_all(polls).await {
+    let fails = (0..4).map(|_| mjgate::relay::lifecycle::fail_task(&gw.state, &id, "race"));
+    let (polls, fails) = tokio::join!(join_all(polls), join_all(fails));
+    for result in polls {
         result.unwrap();
+    }
+    for result in fails {
+        assert!(result.unwrap().is_none(), "a final task stays as it is");
     }
     let again = mjgate::relay::lifecycle::fail_task(&gw.state, &id, "again")
         .await
         .unwrap();
     assert!(again.is_none());
+    assert_eq!(balance(&gw).await, 3 * IMAGINE);
+
+    // Four failures of one running task racing: one of them ends it and refunds it.
+    let stalled = gw
+        .submit("/mj/submit/imagine", json!({"prompt": "sim-stall"}), 1)
+        .await;
+    gw.wait_for(&stalled, |t| t["status"] == "IN_PROGRESS")
+        .await;
+    assert_eq!(balance(&gw).await, 2 * IMAGINE);
+    let fails = (0..4).map(|_| mjgate::relay::lifecycle::fail_task(&gw.state, &stalled, "race"));
+    let ended = join_all(fails)
+        .await
+        .into_iter()
+        .filter(|r| r.as_ref().unwrap().is_some())
+        .count();
+    assert_eq!(ended, 1);
     assert_eq!(balance(&gw).await, 3 * IMAGINE);
 
     // A pop-up task is free until its pop-up is submitted.

@@ -70,7 +70,7 @@ fn signature_verifies(secret: &str, call: &Call) -> bool {
 }
 
 /// The admin view of a task's deliveries.
-async fn deliveries(gw: &Gateway, admin: &(i64, String), id: &str) -> Vec<Value> {
+async fn deliveries(gw: &Gateway, admin: &(String, i64), id: &str) -> Vec<Value> {
     let (status, answer) = gw
         .manage_get(admin, &format!("/api/task/{id}/deliveries"))
         .await;
@@ -79,7 +79,7 @@ async fn deliveries(gw: &Gateway, admin: &(i64, String), id: &str) -> Vec<Value>
 }
 
 /// Waits (bounded) until every delivery of the task is out of `pending`.
-async fn wait_deliveries_done(gw: &Gateway, admin: &(i64, String), id: &str) -> Vec<Value> {
+async fn wait_deliveries_done(gw: &Gateway, admin: &(String, i64), id: &str) -> Vec<Value> {
     let deadline = Instant::now() + Duration::from_secs(40);
     loop {
         let list = deliveries(gw, admin, id).await;
@@ -387,7 +387,7 @@ async fn notifications_are_retried_signed_and_in_order(db: Db) {
     );
 
     // Only admins see deliveries.
-    let alice = (gw.user_id, gw.access_token.clone());
+    let alice = (gw.access_token.clone(), gw.user_id);
     let (status, _) = gw
         .manage_get(&alice, &format!("/api/task/{id}/deliveries"))
         .await;

@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{Db, Gateway, fast_config, png_data_url};
+use common::{Db, Gateway, button, fast_config, png_data_url};
 use mjgate::sim::{Pace, SimConfig};
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -31,18 +31,6 @@ fn percent(task: &Value) -> u32 {
         .trim_end_matches('%')
         .parse()
         .unwrap()
-}
-
-fn button(task: &Value, label: &str) -> String {
-    task["buttons"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|b| b["label"] == label)
-        .unwrap_or_else(|| panic!("no {label} button in {task}"))["customId"]
-        .as_str()
-        .unwrap()
-        .to_string()
 }
 
 async fn imagine_to_upscale(db: Db) {

@@ -4,8 +4,8 @@
 mod common;
 
 use common::hooks::HookReceiver;
-use common::png_data_url;
 use common::sim_client::SimClient;
+use common::{button, png_data_url};
 use image::imageops::{self, FilterType};
 use mjgate::sim::{Faults, Pace, SimConfig};
 use serde_json::{Value, json};
@@ -165,7 +165,7 @@ async fn images_are_real_and_follow_the_buttons() {
     let up = sim
         .submit_id(
             "/mj/submit/action",
-            json!({"taskId": a["id"], "customId": SimClient::button(&a, "U3")}),
+            json!({"taskId": a["id"], "customId": button(&a, "U3")}),
         )
         .await;
     let up = sim.wait_final(&up).await;
@@ -182,16 +182,10 @@ async fn images_are_real_and_follow_the_buttons() {
     let zoom = sim
         .submit_id(
             "/mj/submit/action",
-            json!({"taskId": up["id"], "customId": SimClient::button(&up, "Zoom Out 2x")}),
+            json!({"taskId": up["id"], "customId": button(&up, "Zoom Out 2x")}),
         )
         .await;
-    let pan_left = up["buttons"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|b| b["emoji"] == "⬅️")
-        .unwrap()["customId"]
-        .clone();
+    let pan_left = button(&up, "⬅️");
     let pan = sim
         .submit_id(
             "/mj/submit/action",
@@ -201,7 +195,7 @@ async fn images_are_real_and_follow_the_buttons() {
     let vary = sim
         .submit_id(
             "/mj/submit/action",
-            json!({"taskId": a["id"], "customId": SimClient::button(&a, "V1")}),
+            json!({"taskId": a["id"], "customId": button(&a, "V1")}),
         )
         .await;
     let zoomed = sim

@@ -3,8 +3,8 @@
 
 mod common;
 
-use common::png_data_url;
 use common::sim_client::{SECRET, SimClient};
+use common::{button, png_data_url};
 use mjgate::domain::Mode;
 use mjgate::sim::SimConfig;
 use serde_json::{Value, json};
@@ -192,12 +192,9 @@ async fn buttons_are_the_real_ones_and_actions_do_what_they_say() {
         ["U1", "U2", "U3", "U4", "🔄", "V1", "V2", "V3", "V4"]
     );
     let hash = grid["properties"]["messageHash"].as_str().unwrap();
+    assert_eq!(button(&grid, "U1"), format!("MJ::JOB::upsample::1::{hash}"));
     assert_eq!(
-        SimClient::button(&grid, "U1"),
-        format!("MJ::JOB::upsample::1::{hash}")
-    );
-    assert_eq!(
-        SimClient::button(&grid, "V4"),
+        button(&grid, "V4"),
         format!("MJ::JOB::variation::4::{hash}")
     );
     let reroll = &grid["buttons"][4];
@@ -225,7 +222,7 @@ async fn buttons_are_the_real_ones_and_actions_do_what_they_say() {
     let up = sim
         .submit_id(
             "/mj/submit/action",
-            json!({"taskId": id, "customId": SimClient::button(&grid, "U2")}),
+            json!({"taskId": id, "customId": button(&grid, "U2")}),
         )
         .await;
     let upscaled = sim.wait_final(&up).await;
@@ -285,13 +282,7 @@ async fn buttons_are_the_real_ones_and_actions_do_what_they_say() {
         (&up, &upscaled, "Zoom Out 2x", "ZOOM"),
         (&up, &upscaled, "⬅️", "PAN"),
     ] {
-        let custom_id = task["buttons"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|b| b["label"] == label || (b["label"] == "" && b["emoji"] == label))
-            .unwrap()["customId"]
-            .clone();
+        let custom_id = button(task, label);
         let child = sim
             .submit_id(
                 "/mj/submit/action",
@@ -336,7 +327,7 @@ async fn pop_up_buttons_wait_for_their_modal() {
     let up = sim
         .submit_id(
             "/mj/submit/action",
-            json!({"taskId": id, "customId": SimClient::button(&grid, "U1")}),
+            json!({"taskId": id, "customId": button(&grid, "U1")}),
         )
         .await;
     let upscaled = sim.wait_final(&up).await;
@@ -345,7 +336,7 @@ async fn pop_up_buttons_wait_for_their_modal() {
         let answer = sim
             .submit(
                 "/mj/submit/action",
-                json!({"taskId": up, "customId": SimClient::button(&upscaled, label)}),
+                json!({"taskId": up, "customId": button(&upscaled, label)}),
                 21,
             )
             .await;
@@ -397,6 +388,20 @@ async fn pop_up_buttons_wait_for_their_modal() {
         .await;
     let imagined = sim.wait_final(&modal).await;
     assert_eq!(imagined["status"], "SUCCESS");
+    // 🔄 describes the same image again.
+    let retry = sim
+        .submit_id(
+            "/mj/submit/action",
+            json!({"taskId": describe, "customId": "MJ::Picread::Retry"}),
+        )
+        .await;
+    let again = sim.wait_final(&retry).await;
+    assert_eq!(
+        (again["action"].as_str(), again["status"].as_str()),
+        (Some("DESCRIBE"), Some("SUCCESS")),
+        "{again}"
+    );
+    assert_eq!(again["imageUrl"], described["imageUrl"]);
     let second = described["prompt"]
         .as_str()
         .unwrap()

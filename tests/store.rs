@@ -8,8 +8,8 @@ use mjgate::domain::ids::now_ms;
 use mjgate::domain::secrets::hash_secret;
 use mjgate::domain::{BotType, TaskAction, TaskStatus};
 use mjgate::store::{
-    self, DeliveryAttempt, DeliveryNext, DeliveryState, NewChannel, NewTask, Role, Store,
-    StoreError, Task, TaskFilter, TaskUpdate,
+    self, ChannelChange, DeliveryAttempt, DeliveryNext, DeliveryState, NewChannel, NewTask, Role,
+    Store, StoreError, Task, TaskFilter, TaskUpdate,
 };
 use std::sync::Arc;
 
@@ -110,9 +110,9 @@ async fn channels(db: Db) {
                 base_url: "http://127.0.0.1:1".to_string(),
                 secret: "s".to_string(),
                 priority,
-                weight: 1,
                 is_local: true,
                 callbacks: name == "high",
+                ..NewChannel::default()
             })
             .await
             .unwrap();
@@ -128,6 +128,74 @@ async fn channels(db: Db) {
     let first = store.list_channels().await.unwrap()[0].clone();
     assert!(first.enabled && first.is_local && first.callbacks);
     assert_eq!(store.channel(first.id).await.unwrap().unwrap().name, "high");
+    assert_eq!(first.modes, "FAST,RELAX,TURBO");
+
+    // Only what a change names changes; a cap of 0 removes the cap.
+    let capped = ChannelChange {
+        enabled: Some(false),
+        weight: Some(4),
+        modes: Some("RELAX".to_string()),
+        max_in_flight: Some(7),
+        ..ChannelChange::default()
+    };
+    let changed = store
+        .update_channel(first.id, &capped)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (
+            changed.enabled,
+            changed.weight,
+            changed.modes.as_str(),
+            changed.max_in_flight
+        ),
+        (false, 4, "RELAX", Some(7))
+    );
+    assert_eq!(
+        (
+            changed.name.as_str(),
+            changed.priority,
+            changed.is_local,
+            changed.callbacks
+        ),
+        ("high", 5, true, true)
+    );
+    let uncapped = ChannelChange {
+        max_in_flight: Some(0),
+        callbacks: Some(false),
+        ..ChannelChange::default()
+    };
+    let changed = store
+        .update_channel(first.id, &uncapped)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (
+            changed.max_in_flight,
+            changed.weight,
+            changed.enabled,
+            changed.callbacks
+        ),
+        (None, 4, false, false)
+    );
+    assert!(
+        store
+            .update_channel(999, &uncapped)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let taken = ChannelChange {
+        name: Some("low".to_string()),
+        ..ChannelChange::default()
+    };
+    assert!(matches!(
+        store.update_channel(first.id, &taken).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(store.in_flight_by_channel().await.unwrap().is_empty());
 }
 
 async fn task_lifecycle(db: Db) {
@@ -137,11 +205,8 @@ async fn task_lifecycle(db: Db) {
         .create_channel(&NewChannel {
             name: "c".to_string(),
             base_url: "http://127.0.0.1:1".to_string(),
-            secret: String::new(),
-            priority: 0,
-            weight: 1,
             is_local: true,
-            callbacks: false,
+            ..NewChannel::default()
         })
         .await
         .unwrap();
@@ -418,11 +483,9 @@ async fn deliveries_in_order_under_lease(db: Db) {
         .create_channel(&NewChannel {
             name: "c".to_string(),
             base_url: "http://127.0.0.1:1".to_string(),
-            secret: String::new(),
-            priority: 0,
-            weight: 1,
             is_local: true,
             callbacks: true,
+            ..NewChannel::default()
         })
         .await
         .unwrap();

@@ -46,10 +46,9 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
             name: "simulator".to_string(),
             base_url: sim.base_url(),
             secret: sim_secret,
-            priority: 0,
-            weight: 1,
             is_local: true,
             callbacks: true,
+            ..NewChannel::default()
         })
         .await?;
     let user = admin::user_or_create(&*store, "demo").await?;

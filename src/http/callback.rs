@@ -4,10 +4,10 @@
 
 use super::error::{ApiError, Envelope, code};
 use super::extract::ApiJson;
-use crate::app::AppState;
 use crate::proto::TaskJson;
 use crate::relay::callback::verify_secret;
 use crate::relay::lifecycle::apply_report;
+use crate::state::AppState;
 use axum::extract::{Path, Query, State};
 use serde::Deserialize;
 use serde_json::Value;

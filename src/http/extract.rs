@@ -2,11 +2,10 @@
 //! the route, and the public base URL.
 
 use super::error::ApiError;
-use crate::app::AppState;
 use crate::domain::Mode;
 use crate::domain::ids::now_ms;
 use crate::domain::secrets::{hash_secret, looks_like_api_key};
-use crate::store::{ApiKey, User};
+use crate::state::AppState;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::header::{AUTHORIZATION, HOST};
@@ -43,12 +42,7 @@ fn describe_rejection(rejection: &JsonRejection) -> String {
     }
 }
 
-/// The authenticated caller of a `/mj` route: an enabled, unexpired key of an enabled user.
-#[derive(Debug, Clone)]
-pub struct Caller {
-    pub key: ApiKey,
-    pub user: User,
-}
+pub use crate::relay::error::Caller;
 
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
@@ -68,8 +62,17 @@ impl FromRequestParts<AppState> for Caller {
         if !key.enabled || !user.enabled {
             return Err(ApiError::Unauthorized("API key is disabled".to_string()));
         }
-        if key.expires_at.is_some_and(|at| at <= now_ms()) {
+        let now = now_ms();
+        if key.expires_at.is_some_and(|at| at <= now) {
             return Err(ApiError::Unauthorized("API key has expired".to_string()));
+        }
+        let limit = state.config.rate_limit_per_minute;
+        if limit > 0 {
+            // Counted in the database, so that the limit holds across gateway processes.
+            let window = now - now % 60_000;
+            if state.store.count_request(key.id, window).await? > i64::from(limit) {
+                return Err(ApiError::TooManyRequests);
+            }
         }
         Ok(Caller { key, user })
     }

@@ -2,7 +2,7 @@
 //! makes the URL work without a key while task ids cannot be enumerated.
 
 use super::error::ApiError;
-use crate::app::AppState;
+use crate::state::AppState;
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, header};

@@ -6,12 +6,13 @@ mod callback;
 pub mod error;
 pub mod extract;
 mod images;
+mod probes;
 mod submit;
 mod tasks;
 pub mod validate;
 
-use crate::app::AppState;
 use crate::domain::Mode;
+use crate::state::AppState;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use axum::{Extension, Router};
@@ -27,7 +28,9 @@ pub fn router(state: AppState) -> Router {
     let mut router = Router::new()
         .route("/mj/callback/{channel}", post(callback::upstream_callback))
         .nest("/mj", mj_routes())
-        .nest("/api", api::router());
+        .nest("/api", api::router())
+        .route("/healthz", get(probes::healthz))
+        .route("/readyz", get(probes::readyz));
     for mode in Mode::ALL {
         let routes = mj_routes().layer(Extension(RouteMode(Some(*mode))));
         router = router.nest(&format!("{}/mj", mode.path_prefix()), routes);

@@ -4,13 +4,13 @@ use super::error::{ApiError, Envelope, code};
 use super::extract::{ApiJson, Caller, RouteMode};
 use super::tasks::caller_task;
 use super::validate;
-use crate::app::AppState;
 use crate::domain::{BotType, ButtonAction, CustomId, Mode, TaskAction, TaskStatus};
 use crate::proto::{
     AccountFilter, ActionRequest, BlendRequest, ChangeRequest, DescribeRequest, ImagineRequest,
     ModalRequest, ShortenRequest, SimpleChangeRequest, SwapFaceRequest, UploadRequest,
 };
 use crate::relay::{Submission, submit_modal, submit_task};
+use crate::state::AppState;
 use crate::store::Task;
 use axum::extract::State;
 use serde_json::{Map, Value, json};
@@ -278,7 +278,15 @@ pub async fn action(
         req.state,
     )
     .await?;
-    run_button(&state, &caller, parent, custom_id, common).await
+    run_button(
+        &state,
+        &caller,
+        parent,
+        custom_id,
+        common,
+        req.choose_same_channel,
+    )
+    .await
 }
 
 pub async fn change(
@@ -306,7 +314,7 @@ pub async fn change(
     let parent = caller_task(&state, &caller, &task_id).await?;
     let custom_id = button_for_change(&parent, action, index)?;
     let common = Common::read(&state, route, None, None, req.notify_hook, req.state).await?;
-    run_button(&state, &caller, parent, custom_id, common).await
+    run_button(&state, &caller, parent, custom_id, common, None).await
 }
 
 pub async fn simple_change(
@@ -320,7 +328,7 @@ pub async fn simple_change(
     let parent = caller_task(&state, &caller, &task_id).await?;
     let custom_id = button_for_change(&parent, action, index)?;
     let common = Common::read(&state, route, None, None, req.notify_hook, req.state).await?;
-    run_button(&state, &caller, parent, custom_id, common).await
+    run_button(&state, &caller, parent, custom_id, common, None).await
 }
 
 pub async fn modal(
@@ -372,6 +380,7 @@ async fn run_button(
     parent: Task,
     custom_id: CustomId,
     common: Common,
+    choose_same_channel: Option<bool>,
 ) -> Result<Envelope, ApiError> {
     if parent.status != TaskStatus::Success {
         return Err(ApiError::bad_request(format!(
@@ -394,7 +403,12 @@ async fn run_button(
         button.label.clone()
     };
     let description = format!("{} {}", parent.mj_id, label);
-    let body = json!({ "customId": raw });
+    // The action always runs on the parent's channel; `chooseSameChannel` (stay on the
+    // parent's Discord account) is the upstream's to honour.
+    let mut body = json!({ "customId": raw });
+    if let Some(same) = choose_same_channel {
+        body["chooseSameChannel"] = json!(same);
+    }
     let mut sub = common.submission(
         custom_id.action.task_action(),
         "/submit/action",

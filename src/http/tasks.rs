@@ -2,10 +2,10 @@
 
 use super::error::{ApiError, Envelope, code};
 use super::extract::{ApiJson, BaseUrl, Caller};
-use crate::app::AppState;
 use crate::proto::{ListByConditionRequest, code as upstream_code};
 use crate::relay::TaskView;
 use crate::relay::submit::parent_channel;
+use crate::state::AppState;
 use crate::store::Task;
 use axum::Json;
 use axum::extract::{Path, State};

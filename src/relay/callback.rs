@@ -4,7 +4,7 @@
 //! per channel, derived from the gateway's secret so that every process on one database
 //! agrees on it without storing it.
 
-use crate::app::AppState;
+use crate::state::AppState;
 
 /// The route the upstream calls, under the gateway's base URL.
 pub fn callback_url(state: &AppState, channel_id: i64) -> String {

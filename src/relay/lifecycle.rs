@@ -2,10 +2,10 @@
 //! here, so that every task moves forward only and ends exactly once, and every change
 //! queues its client notification (in the store, in the same transaction).
 
-use crate::app::AppState;
 use crate::domain::ids::now_ms;
 use crate::domain::{CustomId, TaskStatus};
 use crate::proto::TaskJson;
+use crate::state::AppState;
 use crate::store::{StoreResult, Task, TaskUpdate};
 use serde_json::Map;
 

@@ -2,7 +2,9 @@
 //! failover, reading upstream answers, and applying upstream reports to our tasks.
 
 pub mod callback;
+pub mod error;
 pub mod lifecycle;
+pub mod routing;
 pub mod submit;
 pub mod translate;
 pub mod upload;

@@ -4,14 +4,13 @@
 //! took ends in `FAILURE` with the reason.
 
 use super::callback::callback_url;
+use super::error::{ApiError, Caller, Envelope, code};
 use super::lifecycle::fail_task;
 use super::translate::{Verdict, verdict};
-use crate::app::AppState;
 use crate::domain::ids::{mint_task_id, now_ms};
 use crate::domain::prices::price_of;
 use crate::domain::{BotType, Mode, TaskAction, TaskStatus};
-use crate::http::error::{ApiError, Envelope, code};
-use crate::http::extract::Caller;
+use crate::state::AppState;
 use crate::store::{Channel, NewTask, StoreError, Task};
 use crate::upstream::UpstreamError;
 use serde_json::{Value, json};
@@ -71,6 +70,12 @@ pub async fn submit_task(
             }
             Err(e) => Verdict::Unclear(e.to_string()),
         };
+        match &verdict {
+            Verdict::TryElsewhere(problem) | Verdict::Unclear(problem) => {
+                state.health.failed(channel.id, problem)
+            }
+            _ => state.health.succeeded(channel.id),
+        }
         match verdict {
             Verdict::Accepted {
                 upstream_id,
@@ -218,19 +223,17 @@ pub async fn parent_channel(state: &AppState, task: &Task) -> Result<(Channel, S
     Ok((channel, upstream_id))
 }
 
-/// Channels that may take the submission, in the order to try them.
+/// Channels that may take the submission, in the order to try them: the parent's channel
+/// for actions; otherwise enabled channels offering the mode and bot type, with room under
+/// their cap, ordered by health, priority and weight.
 async fn candidate_channels(state: &AppState, sub: &Submission) -> Result<Vec<Channel>, ApiError> {
     if let Some(parent) = &sub.parent {
         return Ok(vec![parent_channel(state, parent).await?.0]);
     }
     let channels = state.store.list_channels().await?;
-    let eligible: Vec<Channel> = channels
+    let mut eligible: Vec<Channel> = channels
         .into_iter()
-        .filter(|c| {
-            c.enabled
-                && listed(&c.bot_types, sub.bot_type.as_str())
-                && sub.mode.is_none_or(|m| listed(&c.modes, m.as_str()))
-        })
+        .filter(|c| c.enabled && c.serves(sub.bot_type) && sub.mode.is_none_or(|m| c.offers(m)))
         .collect();
     if eligible.is_empty() {
         return Err(ApiError::NoChannel(match sub.mode {
@@ -238,11 +241,20 @@ async fn candidate_channels(state: &AppState, sub: &Submission) -> Result<Vec<Ch
             None => "no channel is available".to_string(),
         }));
     }
-    Ok(eligible)
-}
-
-fn listed(list: &str, item: &str) -> bool {
-    list.split(',').any(|x| x.trim().eq_ignore_ascii_case(item))
+    if eligible.iter().any(|c| c.max_in_flight.is_some()) {
+        let in_flight = state.store.in_flight_by_channel().await?;
+        eligible.retain(|c| {
+            c.max_in_flight
+                .is_none_or(|cap| in_flight.get(&c.id).copied().unwrap_or(0) < cap)
+        });
+    }
+    let ordered = state.health.order(eligible);
+    if ordered.is_empty() {
+        return Err(ApiError::NoChannel(
+            "every channel is full or resting after failures, try again later".to_string(),
+        ));
+    }
+    Ok(ordered)
 }
 
 /// What `action` costs in `mode` now (prices may change while the gateway runs).

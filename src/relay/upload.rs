@@ -2,13 +2,12 @@
 //! serve them under (Discord's CDN, for a real upstream). It is charged like a task and
 //! recorded as an `UPLOAD` task, so that the charge has a task to refund against.
 
+use super::error::{ApiError, Caller};
 use super::lifecycle::{complete_task, fail_task};
 use super::submit::{Submission, insert_new_task, price_for};
-use crate::app::AppState;
 use crate::domain::{BotType, TaskAction};
-use crate::http::error::ApiError;
-use crate::http::extract::Caller;
 use crate::proto::code;
+use crate::state::AppState;
 use serde_json::json;
 
 /// Uploads through the first enabled channel that takes the images.

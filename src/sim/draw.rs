@@ -6,7 +6,7 @@ use bytes::Bytes;
 use image::imageops::{self, FilterType};
 use image::{ImageEncoder, Rgb, RgbImage};
 
-/// Side of a square grid; each quadrant is half of it.
+/// Side of a square grid by default; each quadrant is half of it.
 pub const GRID: u32 = 512;
 
 /// A 2x2 grid of four visibly different tiles drawn from `seed`.
@@ -59,9 +59,10 @@ pub fn variant(source: &RgbImage, seed: u32, strength: f32, width: u32, height: 
     out
 }
 
-/// Four variants of `source` as a grid whose tiles have the source's aspect.
-pub fn variations(source: &RgbImage, seed: u32, strength: f32) -> RgbImage {
-    let (w, h) = fit(source.dimensions(), GRID / 2);
+/// Four variants of `source` as a grid of longer side `side` whose tiles have the source's
+/// aspect.
+pub fn variations(source: &RgbImage, seed: u32, strength: f32, side: u32) -> RgbImage {
+    let (w, h) = fit(source.dimensions(), side / 2);
     let tiles =
         [0u32, 1, 2, 3].map(|q| variant(source, seed.wrapping_add(q * 7919), strength, w, h));
     compose(&tiles)
@@ -163,9 +164,9 @@ pub fn blend(images: &[RgbImage], width: u32, height: u32) -> RgbImage {
     compose(&tiles)
 }
 
-/// `target` with `source` set into an ellipse in its middle.
-pub fn swap_face(source: &RgbImage, target: &RgbImage) -> RgbImage {
-    let (w, h) = fit(target.dimensions(), GRID);
+/// `target` (its longer side `side`) with `source` set into an ellipse in its middle.
+pub fn swap_face(source: &RgbImage, target: &RgbImage, side: u32) -> RgbImage {
+    let (w, h) = fit(target.dimensions(), side);
     let mut out = imageops::resize(target, w, h, FilterType::Triangle);
     let (fw, fh) = (w * 2 / 5, h * 2 / 5);
     let face = imageops::resize(source, fw.max(1), fh.max(1), FilterType::Triangle);

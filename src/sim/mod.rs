@@ -6,12 +6,15 @@
 //! for), `state` (tasks, accounts, queues, files), `runner` (one task's life), `render`
 //! (the pictures and texts a job produces), `draw` (pixels).
 
+mod buttons;
 mod draw;
+mod refusal;
 mod render;
 mod routes;
 mod runner;
 mod state;
 mod submit;
+mod view;
 
 use crate::domain::Mode;
 use serde::{Deserialize, Serialize};
@@ -92,6 +95,8 @@ pub struct SimConfig {
     pub faults: Faults,
     /// Base of the image links it hands out; by default its own address.
     pub public_url: Option<String>,
+    /// Side of an imagine grid in pixels (512 by default; load tests use less).
+    pub image_size: u32,
 }
 
 impl Default for SimConfig {
@@ -106,6 +111,7 @@ impl Default for SimConfig {
             banned_words: Vec::new(),
             faults: Faults::default(),
             public_url: None,
+            image_size: draw::GRID,
         }
     }
 }
@@ -117,8 +123,11 @@ pub struct RequestRecord {
     pub path: String,
     pub api_secret: Option<String>,
     pub authorization: Option<String>,
+    pub user_agent: Option<String>,
     pub body: Option<serde_json::Value>,
+    /// When the request arrived and when it was answered.
     pub at_ms: i64,
+    pub done_ms: i64,
 }
 
 /// A running simulator.
@@ -177,7 +186,7 @@ impl Simulator {
         self.state.set_faults(faults);
     }
 
-    /// Every request received on the task API so far, oldest first.
+    /// Every request answered on the task API so far, in the order they were answered.
     pub fn requests(&self) -> Vec<RequestRecord> {
         self.state.requests()
     }
@@ -220,6 +229,9 @@ pub struct SimArgs {
     /// Base of the image links handed out, when clients reach it by another address.
     #[arg(long)]
     pub public_url: Option<String>,
+    /// Side of an imagine grid in pixels.
+    #[arg(long, default_value_t = draw::GRID, value_parser = clap::value_parser!(u32).range(16..=4096))]
+    pub image_size: u32,
 }
 
 fn parse_pace(text: &str) -> Result<Pace, String> {
@@ -236,26 +248,20 @@ fn parse_mode(text: &str) -> Result<Mode, String> {
     Mode::try_from(text.trim().to_ascii_uppercase()).map_err(|e| e.to_string())
 }
 
-/// `mjgate sim`: serves until SIGINT or SIGTERM.
-pub async fn run(args: SimArgs) -> anyhow::Result<()> {
-    let listener = TcpListener::bind(args.listen).await?;
-    let config = SimConfig {
-        secret: args.secret,
-        pace: args.pace,
-        accounts: args.accounts.max(1),
-        concurrency: args.concurrency.max(1),
-        queue_size: args.queue_size,
-        modes: args.modes,
-        banned_words: args.banned_words,
-        faults: Faults::default(),
-        public_url: args.public_url,
-    };
-    let sim = Simulator::serve_on(listener, config)?;
-    println!(
-        "mjgate sim: a midjourney-proxy stand-in on {}",
-        sim.base_url()
-    );
-    crate::app::shutdown_signal().await;
-    sim.stop().await;
-    Ok(())
+impl SimArgs {
+    /// The simulator these arguments describe.
+    pub fn config(&self) -> SimConfig {
+        SimConfig {
+            secret: self.secret.clone(),
+            pace: self.pace,
+            accounts: self.accounts.max(1),
+            concurrency: self.concurrency.max(1),
+            queue_size: self.queue_size,
+            modes: self.modes.clone(),
+            banned_words: self.banned_words.clone(),
+            faults: Faults::default(),
+            public_url: self.public_url.clone(),
+            image_size: self.image_size,
+        }
+    }
 }

@@ -1,7 +1,7 @@
 //! What a simulated job produces: its picture, its text (describe, shorten) and the buttons
 //! Midjourney would put under it.
 
-use super::draw::{self, GRID};
+use super::draw;
 use crate::domain::{Button, ButtonAction, CustomId, Dimensions, PanDirection};
 use bytes::Bytes;
 use image::RgbImage;
@@ -77,17 +77,24 @@ pub(super) struct Rendered {
 }
 
 /// Produces a job's result. CPU-bound: run it off the async threads.
-pub(super) fn render(job: Job, prompt: &str, seed: u32, hash: &str) -> Result<Rendered, String> {
+/// `side` is the longer side of a grid.
+pub(super) fn render(
+    job: Job,
+    prompt: &str,
+    seed: u32,
+    hash: &str,
+    side: u32,
+) -> Result<Rendered, String> {
     let decode =
         |png: &Bytes| draw::decode(png).map_err(|e| format!("the source image is unreadable: {e}"));
     let grid_buttons = || grid_buttons(hash);
     let (picture, buttons, text, image_url) = match job {
         Job::Grid { refs } => {
-            let mut grid = draw::grid(seed, GRID, GRID);
+            let mut grid = draw::grid(seed, side, side);
             if !refs.is_empty() {
                 let mut inputs = refs;
                 inputs.push(grid);
-                grid = draw::blend(&inputs, GRID, GRID);
+                grid = draw::blend(&inputs, side, side);
             }
             (Some(grid), grid_buttons(), None, None)
         }
@@ -102,7 +109,7 @@ pub(super) fn render(job: Job, prompt: &str, seed: u32, hash: &str) -> Result<Re
                 None => source,
             };
             (
-                Some(draw::variations(&source, seed, strength)),
+                Some(draw::variations(&source, seed, strength, side)),
                 grid_buttons(),
                 None,
                 None,
@@ -126,7 +133,7 @@ pub(super) fn render(job: Job, prompt: &str, seed: u32, hash: &str) -> Result<Re
         Job::Zoom { source, factor } => {
             let zoomed = draw::zoom_out(&decode(&source)?, factor);
             (
-                Some(draw::variations(&zoomed, seed, 0.1)),
+                Some(draw::variations(&zoomed, seed, 0.1, side)),
                 grid_buttons(),
                 None,
                 None,
@@ -135,7 +142,7 @@ pub(super) fn render(job: Job, prompt: &str, seed: u32, hash: &str) -> Result<Re
         Job::Pan { source, direction } => {
             let panned = draw::pan(&decode(&source)?, direction);
             (
-                Some(draw::variations(&panned, seed, 0.1)),
+                Some(draw::variations(&panned, seed, 0.1, side)),
                 grid_buttons(),
                 None,
                 None,
@@ -144,14 +151,14 @@ pub(super) fn render(job: Job, prompt: &str, seed: u32, hash: &str) -> Result<Re
         Job::Inpaint { source, mask } => {
             let painted = draw::inpaint(&decode(&source)?, &mask, seed);
             (
-                Some(draw::variations(&painted, seed, 0.1)),
+                Some(draw::variations(&painted, seed, 0.1, side)),
                 grid_buttons(),
                 None,
                 None,
             )
         }
         Job::Blend { images, dimensions } => {
-            let (w, h) = dimensions.canvas(GRID);
+            let (w, h) = dimensions.canvas(side);
             (Some(draw::blend(&images, w, h)), grid_buttons(), None, None)
         }
         Job::Describe { image, url } => {
@@ -160,7 +167,7 @@ pub(super) fn render(job: Job, prompt: &str, seed: u32, hash: &str) -> Result<Re
         }
         Job::Shorten => (None, Vec::new(), Some(shorten(prompt)), None),
         Job::SwapFace { source, target } => (
-            Some(draw::swap_face(&source, &target)),
+            Some(draw::swap_face(&source, &target, side)),
             Vec::new(),
             None,
             None,

@@ -2,6 +2,7 @@
 //! prefixes, behind the `mj-api-secret` check and the request log; the files it serves; and
 //! `/sim/faults` for tests.
 
+use super::buttons;
 use super::state::SimState;
 use super::submit::{self, RouteMode};
 use super::{Faults, RequestRecord};
@@ -42,10 +43,10 @@ fn task_api(mode: Option<Mode>) -> Router<Arc<SimState>> {
         .route("/submit/blend", post(submit::blend))
         .route("/submit/describe", post(submit::describe))
         .route("/submit/shorten", post(submit::shorten))
-        .route("/submit/action", post(submit::action))
-        .route("/submit/modal", post(submit::modal))
-        .route("/submit/change", post(submit::change))
-        .route("/submit/simple-change", post(submit::simple_change))
+        .route("/submit/action", post(buttons::action))
+        .route("/submit/modal", post(buttons::modal))
+        .route("/submit/change", post(buttons::change))
+        .route("/submit/simple-change", post(buttons::simple_change))
         .route("/submit/upload-discord-images", post(submit::upload))
         .route("/insight-face/swap", post(submit::swap_face))
         .route("/task/{id}/fetch", get(fetch))
@@ -77,8 +78,9 @@ async fn check_secret(
     }
 }
 
-/// Logs every task-API request (with its JSON body) for tests to inspect.
+/// Logs every task-API request (with its JSON body and its timing) for tests to inspect.
 async fn record(State(state): State<Arc<SimState>>, request: Request, next: Next) -> Response {
+    let at_ms = now_ms();
     let (parts, body) = request.into_parts();
     let Ok(bytes) = axum::body::to_bytes(body, BODY_LIMIT).await else {
         return StatusCode::PAYLOAD_TOO_LARGE.into_response();
@@ -94,16 +96,24 @@ async fn record(State(state): State<Arc<SimState>>, request: Request, next: Next
         || parts.uri.path().to_string(),
         |uri| uri.path().to_string(),
     );
-    state.record(RequestRecord {
+    let record = RequestRecord {
         method: parts.method.to_string(),
         path,
         api_secret: header("mj-api-secret"),
         authorization: header("authorization"),
+        user_agent: header("user-agent"),
         body: serde_json::from_slice(&bytes).ok(),
-        at_ms: now_ms(),
+        at_ms,
+        done_ms: 0,
+    };
+    let response = next
+        .run(Request::from_parts(parts, Body::from(bytes)))
+        .await;
+    state.record(RequestRecord {
+        done_ms: now_ms(),
+        ..record
     });
-    next.run(Request::from_parts(parts, Body::from(bytes)))
-        .await
+    response
 }
 
 /// An unknown task is an empty 200, as midjourney-proxy answers a `null`.

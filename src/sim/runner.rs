@@ -35,8 +35,9 @@ async fn run(state: &SimState, id: &str) -> bool {
     };
     let step = state.step(started.action);
     let (prompt, seed, hash) = (started.prompt.clone(), started.seed, started.hash.clone());
-    let job = started.job;
-    let rendered = tokio::task::spawn_blocking(move || render(job, &prompt, seed, &hash)).await;
+    let (job, side) = (started.job, state.config.image_size);
+    let rendered =
+        tokio::task::spawn_blocking(move || render(job, &prompt, seed, &hash, side)).await;
     let rendered = match rendered {
         Ok(Ok(rendered)) => rendered,
         Ok(Err(reason)) => {

@@ -3,12 +3,13 @@
 //! happens while it is held.
 
 use super::render::{Job, Rendered};
+use super::view;
 use super::{Faults, Pace, RequestRecord, SimConfig};
 use crate::domain::ids::now_ms;
 use crate::domain::{BotType, Button, Mode, TaskAction, TaskStatus};
 use crate::proto::{SubmitResult, TaskJson, code};
 use bytes::Bytes;
-use serde_json::{Map, Value, json};
+use serde_json::Value;
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
@@ -43,8 +44,8 @@ pub(super) struct SimTask {
     pub fail: bool,
     pub stall: bool,
     pub forgotten: bool,
-    notify_hook: Option<String>,
-    notifier: Option<mpsc::UnboundedSender<TaskJson>>,
+    pub notify_hook: Option<String>,
+    pub notifier: Option<mpsc::UnboundedSender<TaskJson>>,
 }
 
 /// What a submit route asks the state to create.
@@ -188,7 +189,7 @@ impl SimState {
         let notifier = new
             .notify_hook
             .as_ref()
-            .map(|hook| self.notifier(hook.clone()));
+            .map(|hook| view::notifier(&self.http, hook.clone(), &self.shutdown));
         let task = SimTask {
             id: id.clone(),
             action: new.action,
@@ -262,7 +263,7 @@ impl SimState {
         task.status = TaskStatus::NotStart;
         task.job = Some(job);
         let account = task.account;
-        emit(task, accounts);
+        view::emit(task, &accounts[task.account].instance_id);
         enqueue(&mut inner, account, id.to_string(), &self.config)
     }
 
@@ -286,7 +287,7 @@ impl SimState {
         ids.iter()
             .filter_map(|id| inner.tasks.get(id))
             .filter(|t| !t.forgotten)
-            .map(|t| view(t, &inner.accounts))
+            .map(|t| view::view(t, &inner.accounts[t.account].instance_id))
             .collect()
     }
 
@@ -301,7 +302,7 @@ impl SimState {
         tasks
             .into_iter()
             .take(limit)
-            .map(|t| view(t, &inner.accounts))
+            .map(|t| view::view(t, &inner.accounts[t.account].instance_id))
             .collect()
     }
 
@@ -333,63 +334,37 @@ impl SimState {
         format!("{}/attachments/{channel}/{folder}/{name}", self.public_url)
     }
 
-    fn remove_file(&self, name: &str) {
-        self.lock().files.remove(name);
-    }
-
     /// `NOT_START` → `SUBMITTED`: hands the runner the job to render.
     pub fn begin(&self, id: &str) -> Option<Started> {
-        let mut inner = self.lock();
-        let Inner {
-            tasks, accounts, ..
-        } = &mut *inner;
-        let task = tasks.get_mut(id)?;
-        task.status = TaskStatus::Submitted;
-        task.progress = 0;
-        task.start_time = Some(now_ms());
-        emit(task, accounts);
-        Some(Started {
-            job: task.job.take()?,
-            action: task.action,
-            prompt: task.prompt.clone(),
-            seed: task.seed,
-            hash: task.hash.clone(),
-            fail: task.fail,
-            stall: task.stall,
+        self.change(id, |task, _| {
+            task.status = TaskStatus::Submitted;
+            task.progress = 0;
+            task.start_time = Some(now_ms());
+            Some(Started {
+                job: task.job.take()?,
+                action: task.action,
+                prompt: task.prompt.clone(),
+                seed: task.seed,
+                hash: task.hash.clone(),
+                fail: task.fail,
+                stall: task.stall,
+            })
         })
+        .flatten()
     }
 
     /// `IN_PROGRESS` at `percent`, with a preview image when there is one.
     pub fn progress(&self, id: &str, percent: u8, preview: Option<Bytes>) {
-        let hash = self.with_any(id, |t| t.hash.clone());
-        let url = match (preview, hash) {
-            (Some(png), Some(hash)) => {
-                let name = format!("preview_{percent}_{hash}.png");
-                Some((name.clone(), self.put_file(id, name, "image/png", png)))
-            }
-            _ => None,
-        };
-        let previous = {
-            let mut inner = self.lock();
-            let Inner {
-                tasks, accounts, ..
-            } = &mut *inner;
-            let Some(task) = tasks.get_mut(id) else {
-                return;
-            };
+        let hash = self.with_any(id, |t| t.hash.clone()).unwrap_or_default();
+        let image = preview.map(|png| {
+            let name = format!("preview_{percent}_{hash}.png");
+            (name.clone(), self.put_file(id, name, "image/png", png))
+        });
+        self.change(id, |task, files| {
             task.status = TaskStatus::InProgress;
             task.progress = percent;
-            let previous = task.image_file.take();
-            if let Some((name, url)) = url {
-                task.image_file = Some(name);
-                task.image_url = Some(url);
-            }
-            emit(task, accounts);
-            previous
-        };
-        if let Some(old) = previous {
-            self.remove_file(&old);
-        }
+            show(task, files, image);
+        });
     }
 
     /// `SUCCESS` with what the job produced.
@@ -397,9 +372,49 @@ impl SimState {
         let hash = self.with_any(id, |t| t.hash.clone()).unwrap_or_default();
         let image = rendered.png.map(|png| {
             let name = format!("{}_{hash}.png", file_stem(&rendered.prompt_for_name));
-            let url = self.put_file(id, name.clone(), "image/png", png);
-            (name, url)
+            (name.clone(), self.put_file(id, name, "image/png", png))
         });
+        self.change(id, |task, files| {
+            match image {
+                Some(image) => show(task, files, Some(image)),
+                // Describe shows the image it was given, which may be one of ours.
+                None => {
+                    show(task, files, None);
+                    task.image_file = rendered
+                        .image_url
+                        .as_deref()
+                        .and_then(|url| url.rsplit('/').next())
+                        .filter(|name| files.contains_key(*name))
+                        .map(str::to_string);
+                    task.image_url = rendered.image_url;
+                }
+            }
+            if let Some(text) = rendered.text {
+                task.prompt_en = text.clone();
+                task.prompt = text;
+            }
+            task.buttons = rendered.buttons;
+            task.status = TaskStatus::Success;
+            task.progress = 100;
+            task.finish_time = Some(now_ms());
+        });
+    }
+
+    pub fn fail(&self, id: &str, reason: &str) {
+        self.change(id, |task, _| {
+            task.status = TaskStatus::Failure;
+            task.fail_reason = Some(reason.to_string());
+            task.finish_time = Some(now_ms());
+        });
+    }
+
+    /// Changes a task under the lock and sends its new state to its hook, which closes after
+    /// a final state.
+    fn change<T>(
+        &self,
+        id: &str,
+        apply: impl FnOnce(&mut SimTask, &mut HashMap<String, StoredFile>) -> T,
+    ) -> Option<T> {
         let mut inner = self.lock();
         let Inner {
             tasks,
@@ -407,44 +422,13 @@ impl SimState {
             files,
             ..
         } = &mut *inner;
-        let Some(task) = tasks.get_mut(id) else {
-            return;
-        };
-        if let Some(old) = task.image_file.take() {
-            files.remove(&old);
+        let task = tasks.get_mut(id)?;
+        let out = apply(task, files);
+        view::emit(task, &accounts[task.account].instance_id);
+        if task.status.is_final() {
+            task.notifier = None;
         }
-        match image {
-            Some((name, url)) => {
-                task.image_file = Some(name);
-                task.image_url = Some(url);
-            }
-            None => task.image_url = rendered.image_url,
-        }
-        if let Some(text) = rendered.text {
-            task.prompt_en = text.clone();
-            task.prompt = text;
-        }
-        task.buttons = rendered.buttons;
-        task.status = TaskStatus::Success;
-        task.progress = 100;
-        task.finish_time = Some(now_ms());
-        emit(task, accounts);
-        task.notifier = None;
-    }
-
-    pub fn fail(&self, id: &str, reason: &str) {
-        let mut inner = self.lock();
-        let Inner {
-            tasks, accounts, ..
-        } = &mut *inner;
-        let Some(task) = tasks.get_mut(id) else {
-            return;
-        };
-        task.status = TaskStatus::Failure;
-        task.fail_reason = Some(reason.to_string());
-        task.finish_time = Some(now_ms());
-        emit(task, accounts);
-        task.notifier = None;
+        Some(out)
     }
 
     /// Frees the task's slot; returns the next queued task of that account to start.
@@ -471,25 +455,6 @@ impl SimState {
         let inner = self.lock();
         let name = inner.tasks.get(id)?.image_file.as_ref()?;
         inner.files.get(name).map(|f| f.bytes.clone())
-    }
-
-    /// One sender per hooked task, so that its states arrive in order.
-    fn notifier(&self, hook: String) -> mpsc::UnboundedSender<TaskJson> {
-        let (tx, mut rx) = mpsc::unbounded_channel::<TaskJson>();
-        let http = self.http.clone();
-        let stop = self.shutdown.clone();
-        tokio::spawn(async move {
-            while let Some(task) = rx.recv().await {
-                let post = http.post(&hook).json(&task).send();
-                tokio::select! {
-                    _ = stop.cancelled() => return,
-                    result = post => if let Err(e) = result {
-                        tracing::debug!(%hook, error = %e, "simulated notifyHook call failed");
-                    },
-                }
-            }
-        });
-        tx
     }
 }
 
@@ -548,6 +513,21 @@ fn enqueue(
     (answer, None)
 }
 
+/// Replaces the task's current picture (a preview's file is dropped with it).
+fn show(
+    task: &mut SimTask,
+    files: &mut HashMap<String, StoredFile>,
+    image: Option<(String, String)>,
+) {
+    if let Some(old) = task.image_file.take() {
+        files.remove(&old);
+    }
+    if let Some((name, url)) = image {
+        task.image_file = Some(name);
+        task.image_url = Some(url);
+    }
+}
+
 /// Ids in the upstream's shape, strictly increasing: milliseconds and a 3-digit counter.
 fn next_id(last: &mut i64) -> String {
     *last = (now_ms() * 1000).max(*last + 1);
@@ -566,57 +546,5 @@ fn file_stem(prompt: &str) -> String {
         "sim".to_string()
     } else {
         format!("sim_{}", words.join("_"))
-    }
-}
-
-/// Sends the task's current state to its hook, if it has one.
-fn emit(task: &SimTask, accounts: &[Account]) {
-    if let Some(notifier) = &task.notifier {
-        let _ = notifier.send(view(task, accounts));
-    }
-}
-
-/// The task as midjourney-proxy serializes it.
-fn view(task: &SimTask, accounts: &[Account]) -> TaskJson {
-    let instance = &accounts[task.account].instance_id;
-    let mut properties = Map::new();
-    properties.insert("finalPrompt".into(), json!(task.prompt_en));
-    properties.insert("discordInstanceId".into(), json!(instance));
-    properties.insert("discordChannelId".into(), json!(instance));
-    properties.insert("botType".into(), json!(task.bot_type.as_str()));
-    properties.insert(
-        "nonce".into(),
-        json!(format!("{}", task.submit_time * 1000 + 7)),
-    );
-    if let Some(hook) = &task.notify_hook {
-        properties.insert("notifyHook".into(), json!(hook));
-    }
-    if task.status == TaskStatus::Success {
-        properties.insert("messageHash".into(), json!(task.hash));
-        properties.insert(
-            "messageId".into(),
-            json!(format!("{}", task.seed as u64 * 1_000_003)),
-        );
-    }
-    TaskJson {
-        id: task.id.clone(),
-        action: Some(task.action.as_str().to_string()),
-        custom_id: Some(String::new()),
-        bot_type: Some(task.bot_type.as_str().to_string()),
-        prompt: Some(task.prompt.clone()),
-        prompt_en: Some(task.prompt_en.clone()),
-        description: Some(task.description.clone()),
-        state: task.state.clone(),
-        submit_time: Some(task.submit_time),
-        start_time: task.start_time,
-        finish_time: task.finish_time,
-        image_url: task.image_url.clone(),
-        video_url: None,
-        video_urls: None,
-        status: Some(task.status.as_str().to_string()),
-        progress: Some(format!("{}%", task.progress)),
-        fail_reason: task.fail_reason.clone(),
-        buttons: task.buttons.clone(),
-        properties,
     }
 }

@@ -10,6 +10,7 @@ pub use sql::{SqlStore, open};
 
 use crate::domain::prices::PriceRule;
 use async_trait::async_trait;
+use std::collections::HashMap;
 
 /// A store failure. Conflicts are the caller's to handle; the rest are internal errors.
 #[derive(Debug, thiserror::Error)]
@@ -32,7 +33,15 @@ pub type StoreResult<T> = Result<T, StoreError>;
 
 /// Everything the gateway keeps.
 pub trait Store:
-    AccountStore + ChannelStore + TaskStore + TaskHistory + DeliveryStore + Send + Sync + 'static
+    AccountStore
+    + ChannelStore
+    + TaskStore
+    + TaskHistory
+    + CoordinationStore
+    + DeliveryStore
+    + Send
+    + Sync
+    + 'static
 {
 }
 
@@ -41,11 +50,34 @@ impl<T> Store for T where
         + ChannelStore
         + TaskStore
         + TaskHistory
+        + CoordinationStore
         + DeliveryStore
         + Send
         + Sync
         + 'static
 {
+}
+
+/// What several gateway processes on one database agree through.
+#[async_trait]
+pub trait CoordinationStore {
+    /// Takes the lease `name` for `holder` until `until_ms`, or renews it when `holder`
+    /// already has it; false while another holder's lease runs (`until_ms > now_ms`).
+    async fn acquire_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        now_ms: i64,
+        until_ms: i64,
+    ) -> StoreResult<bool>;
+    /// Moves the end of `holder`'s lease (earlier, to hand the work on sooner).
+    async fn extend_lease(&self, name: &str, holder: &str, until_ms: i64) -> StoreResult<()>;
+    /// Counts one request of a key in the window starting at `window_start`; returns the
+    /// window's count so far.
+    async fn count_request(&self, key_id: i64, window_start: i64) -> StoreResult<i64>;
+    async fn prune_rate_counters(&self, before: i64) -> StoreResult<()>;
+    /// The database answers and its schema is the one this binary expects.
+    async fn check_ready(&self) -> StoreResult<bool>;
 }
 
 /// Users, their API keys, and gateway-wide settings.
@@ -87,6 +119,11 @@ pub trait ChannelStore {
     async fn create_channel(&self, new: &NewChannel) -> StoreResult<Channel>;
     async fn channel(&self, id: i64) -> StoreResult<Option<Channel>>;
     async fn list_channels(&self) -> StoreResult<Vec<Channel>>;
+    /// Applies the change; `None` when there is no such channel.
+    async fn update_channel(&self, id: i64, change: &ChannelChange)
+    -> StoreResult<Option<Channel>>;
+    /// Unfinished tasks per channel (channels without any are left out).
+    async fn in_flight_by_channel(&self) -> StoreResult<HashMap<i64, i64>>;
 }
 
 /// Tasks and their lifecycle.

@@ -94,6 +94,23 @@ pub struct Channel {
     pub created_at: i64,
 }
 
+impl Channel {
+    /// Whether the channel offers `mode` (its `modes` list).
+    pub fn offers(&self, mode: crate::domain::Mode) -> bool {
+        listed(&self.modes, mode.as_str())
+    }
+
+    /// Whether the channel serves `bot` (its `bot_types` list).
+    pub fn serves(&self, bot: crate::domain::BotType) -> bool {
+        listed(&self.bot_types, bot.as_str())
+    }
+}
+
+fn listed(list: &str, item: &str) -> bool {
+    list.split(',').any(|x| x.trim().eq_ignore_ascii_case(item))
+}
+
+/// A channel to create. `modes` and `bot_types` are comma-separated protocol words.
 #[derive(Debug, Clone)]
 pub struct NewChannel {
     pub name: String,
@@ -101,8 +118,49 @@ pub struct NewChannel {
     pub secret: String,
     pub priority: i64,
     pub weight: i64,
+    pub modes: String,
+    pub bot_types: String,
+    /// At most this many unfinished tasks at once; `None`: no cap.
+    pub max_in_flight: Option<i64>,
+    pub pass_account_filter: bool,
     pub is_local: bool,
     pub callbacks: bool,
+}
+
+impl Default for NewChannel {
+    fn default() -> Self {
+        Self {
+            name: String::new(),
+            base_url: String::new(),
+            secret: String::new(),
+            priority: 0,
+            weight: 1,
+            modes: "FAST,RELAX,TURBO".to_string(),
+            bot_types: "MID_JOURNEY,NIJI_JOURNEY".to_string(),
+            max_in_flight: None,
+            pass_account_filter: false,
+            is_local: false,
+            callbacks: false,
+        }
+    }
+}
+
+/// Changes to a channel; `None` leaves a setting as it is. `max_in_flight: Some(0)` removes
+/// the cap.
+#[derive(Debug, Clone, Default)]
+pub struct ChannelChange {
+    pub name: Option<String>,
+    pub base_url: Option<String>,
+    pub secret: Option<String>,
+    pub enabled: Option<bool>,
+    pub priority: Option<i64>,
+    pub weight: Option<i64>,
+    pub modes: Option<String>,
+    pub bot_types: Option<String>,
+    pub max_in_flight: Option<i64>,
+    pub pass_account_filter: Option<bool>,
+    pub is_local: Option<bool>,
+    pub callbacks: Option<bool>,
 }
 
 /// Buttons, kept as JSON text in the database.

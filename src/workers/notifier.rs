@@ -4,9 +4,9 @@
 //! delivery up once it is older than `callback_max_age`. Leases make it safe to run in
 //! several processes on one database; a crash only delays what was leased.
 
-use crate::app::AppState;
 use crate::domain::ids::now_ms;
 use crate::relay::TaskView;
+use crate::state::AppState;
 use crate::store::{Delivery, DeliveryAttempt, DeliveryNext, Task};
 use std::collections::HashMap;
 use std::time::Duration;

@@ -1,10 +1,14 @@
 //! The poller (SPEC 5): every few seconds, ask each channel about our unfinished tasks on it
 //! (batched `list-by-condition`, channels in parallel), apply what changed, and end tasks that
 //! ran out of time or that their upstream no longer knows.
+//!
+//! Several gateway processes may share the database: each channel's round, and the time
+//! limits, are taken under a lease, so one process at a time does each, at the configured
+//! rate, and a process that dies hands its work on when its leases run out.
 
-use crate::app::AppState;
 use crate::domain::ids::now_ms;
 use crate::relay::lifecycle::{apply_report, fail_task};
+use crate::state::AppState;
 use crate::store::{Channel, StoreResult, Task};
 use futures_util::future::join_all;
 use std::collections::HashMap;
@@ -33,18 +37,44 @@ pub async fn run(state: AppState, shutdown: CancellationToken) {
     tracing::info!("poller stopped");
 }
 
-/// One round over all channels, then the time limits.
+/// One round over the channels whose turn it is, then the time limits.
 pub async fn poll_once(state: &AppState) -> StoreResult<()> {
     let channels = state.store.list_channels().await?;
-    for (channel, result) in channels
-        .iter()
-        .zip(join_all(channels.iter().map(|c| poll_channel(state, c))).await)
-    {
+    let rounds = channels.iter().map(|c| async move {
+        let lease = format!("poll:{}", c.id);
+        leased(state, &lease, || poll_channel(state, c)).await
+    });
+    for (channel, result) in channels.iter().zip(join_all(rounds).await) {
         if let Err(e) = result {
             tracing::error!(channel = %channel.name, error = %e, "polling channel failed");
         }
     }
-    expire_stale(state).await
+    leased(state, "expire", || expire_stale(state)).await
+}
+
+/// Runs `work` if this process gets the lease `name`. The lease covers the work (however
+/// long its upstream calls may take), then is set to end one poll interval after the start,
+/// so that the next turn, here or in another process, keeps the configured rate.
+async fn leased<F, Fut>(state: &AppState, name: &str, work: F) -> StoreResult<()>
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = StoreResult<()>>,
+{
+    let start = now_ms();
+    let interval = state.config.poll_interval.as_millis() as i64;
+    let guard = interval + 4 * state.config.upstream_timeout.as_millis() as i64;
+    let store = &state.store;
+    if !store
+        .acquire_lease(name, &state.instance, start, start + guard)
+        .await?
+    {
+        return Ok(());
+    }
+    let result = work().await;
+    store
+        .extend_lease(name, &state.instance, start + interval)
+        .await?;
+    result
 }
 
 async fn poll_channel(state: &AppState, channel: &Channel) -> StoreResult<()> {
@@ -120,5 +150,6 @@ async fn expire_stale(state: &AppState) -> StoreResult<()> {
         )
         .await?;
     }
-    Ok(())
+    // Rate windows are a minute long; older counters are no longer read.
+    state.store.prune_rate_counters(now - 120_000).await
 }

@@ -7,7 +7,7 @@ pub mod sim_client;
 
 use mjgate::admin;
 use mjgate::sim::{SimConfig, Simulator};
-use mjgate::store::{self, NewChannel, Role, Store};
+use mjgate::store::{self, ChannelChange, NewChannel, Role, Store};
 use mjgate::{App, AppState, Config};
 use serde_json::Value;
 use std::sync::{Arc, Once};
@@ -153,10 +153,8 @@ impl Gateway {
                 name: format!("sim-{n}"),
                 base_url: sim.base_url(),
                 secret,
-                priority: 0,
-                weight: 1,
                 is_local: true,
-                callbacks: false,
+                ..NewChannel::default()
             };
             channel(&mut new);
             store.create_channel(&new).await.unwrap();
@@ -219,17 +217,8 @@ impl Gateway {
         }
     }
 
-    /// A new admin's `(user id, access token)` for the management API.
-    pub async fn admin(&self) -> (i64, String) {
-        let name = format!("root-{}", uuid::Uuid::new_v4().simple());
-        let created = admin::create_user(self.store(), &name, Role::Admin)
-            .await
-            .unwrap();
-        (created.user.id, created.access_token)
-    }
-
-    /// GET on the management API as the user with `token`.
-    pub async fn manage_get(&self, (user_id, token): &(i64, String), path: &str) -> (u16, Value) {
+    /// GET on the management API as the user with this `(access token, user id)`.
+    pub async fn manage_get(&self, (token, user_id): &(String, i64), path: &str) -> (u16, Value) {
         let response = self
             .http
             .get(format!("{}{path}", self.base))
@@ -244,6 +233,31 @@ impl Gateway {
 
     pub fn store(&self) -> &dyn Store {
         &*self.state.store
+    }
+
+    /// The id of the channel in front of simulator `n`.
+    pub async fn channel_id(&self, n: usize) -> i64 {
+        let name = format!("sim-{n}");
+        let channels = self.store().list_channels().await.unwrap();
+        channels.iter().find(|c| c.name == name).unwrap().id
+    }
+
+    /// Changes the settings of the channel in front of simulator `n`.
+    pub async fn configure_channel(&self, n: usize, change: ChannelChange) {
+        let id = self.channel_id(n).await;
+        self.store()
+            .update_channel(id, &change)
+            .await
+            .unwrap()
+            .unwrap();
+    }
+
+    /// An admin's access token and id, for the management API.
+    pub async fn admin(&self) -> (String, i64) {
+        let created = admin::create_user(self.store(), "root", Role::Admin)
+            .await
+            .unwrap();
+        (created.access_token, created.user.id)
     }
 
     /// A second user's key on the same gateway.
@@ -304,24 +318,7 @@ impl Gateway {
 
     /// Polls the task until `done` holds for it (bounded), returning every state seen.
     pub async fn wait_for(&self, id: &str, done: impl Fn(&Value) -> bool) -> Vec<Value> {
-        let mut seen = Vec::new();
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-        loop {
-            let task = self.fetch(id).await;
-            let finished = done(&task);
-            if seen.last() != Some(&task) {
-                seen.push(task);
-            }
-            if finished {
-                return seen;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "task {id} never reached the wanted state; last: {}",
-                seen.last().unwrap()
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        poll_states(id, || self.fetch(id), done).await
     }
 
     pub async fn wait_final(&self, id: &str) -> Value {
@@ -339,6 +336,46 @@ impl Gateway {
         for sim in self.sims.drain(..) {
             sim.stop().await;
         }
+    }
+}
+
+/// The customId of the button labelled `label` (or, for a button without a label, showing
+/// `label` as its emoji).
+pub fn button(task: &Value, label: &str) -> String {
+    task["buttons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["label"] == label || (b["label"] == "" && b["emoji"] == label))
+        .unwrap_or_else(|| panic!("no {label} button in {task}"))["customId"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// Fetches a task with `fetch` until `done` holds (bounded), returning every distinct state.
+pub async fn poll_states<F, Fut>(id: &str, fetch: F, done: impl Fn(&Value) -> bool) -> Vec<Value>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Value>,
+{
+    let mut seen: Vec<Value> = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let task = fetch().await;
+        let finished = done(&task);
+        if seen.last() != Some(&task) {
+            seen.push(task);
+        }
+        if finished {
+            return seen;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "task {id} never reached the wanted state; last: {:?}",
+            seen.last()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
 

@@ -2,7 +2,6 @@
 
 use mjgate::sim::{SimConfig, Simulator};
 use serde_json::Value;
-use std::time::Duration;
 
 pub const SECRET: &str = "sim-secret";
 
@@ -77,24 +76,7 @@ impl SimClient {
 
     /// Polls until `done` holds (bounded); returns every distinct state seen.
     pub async fn wait_for(&self, id: &str, done: impl Fn(&Value) -> bool) -> Vec<Value> {
-        let mut seen: Vec<Value> = Vec::new();
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-        loop {
-            let task = self.fetch(id).await;
-            let finished = done(&task);
-            if seen.last() != Some(&task) {
-                seen.push(task);
-            }
-            if finished {
-                return seen;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "task {id} never reached the wanted state; last: {:?}",
-                seen.last()
-            );
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
+        super::poll_states(id, || self.fetch(id), done).await
     }
 
     pub async fn wait_final(&self, id: &str) -> Value {
@@ -117,18 +99,5 @@ impl SimClient {
         image::load_from_memory(&self.download(url).await)
             .unwrap()
             .to_rgb8()
-    }
-
-    /// The customId of the button labelled `label`.
-    pub fn button(task: &Value, label: &str) -> String {
-        task["buttons"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|b| b["label"] == label)
-            .unwrap_or_else(|| panic!("no {label} button in {task}"))["customId"]
-            .as_str()
-            .unwrap()
-            .to_string()
     }
 }

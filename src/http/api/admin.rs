@@ -3,11 +3,11 @@
 use super::auth::Admin;
 use super::{Data, ManageError};
 use crate::admin;
-use crate::app::AppState;
 use crate::domain::prices::{PriceRule, default_price};
 use crate::domain::{Mode, TaskAction};
 use crate::http::extract::ApiJson;
-use crate::store::{ApiKey, Channel, NewChannel, Role, User};
+use crate::state::AppState;
+use crate::store::{ApiKey, Role, User};
 use axum::extract::{Path, Query, State};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -60,37 +60,7 @@ impl From<ApiKey> for KeyOut {
     }
 }
 
-/// A channel as admins see it; its secret is never shown back.
-#[derive(Serialize)]
-pub struct ChannelOut {
-    id: i64,
-    name: String,
-    base_url: String,
-    enabled: bool,
-    priority: i64,
-    weight: i64,
-    modes: String,
-    is_local: bool,
-    callbacks: bool,
-}
-
-impl From<Channel> for ChannelOut {
-    fn from(c: Channel) -> Self {
-        Self {
-            id: c.id,
-            name: c.name,
-            base_url: c.base_url,
-            enabled: c.enabled,
-            priority: c.priority,
-            weight: c.weight,
-            modes: c.modes,
-            is_local: c.is_local,
-            callbacks: c.callbacks,
-        }
-    }
-}
-
-fn bad(e: impl std::fmt::Display) -> ManageError {
+pub(super) fn bad(e: impl std::fmt::Display) -> ManageError {
     ManageError::BadRequest(e.to_string())
 }
 
@@ -240,48 +210,6 @@ async fn set_key_enabled(
     let key = state.store.set_key_enabled(id, enabled).await?;
     key.map(|k| Data(k.into()))
         .ok_or_else(|| ManageError::NotFound(format!("key {id} not found")))
-}
-
-pub async fn list_channels(
-    State(state): State<AppState>,
-    _: Admin,
-) -> Result<Data<Vec<ChannelOut>>, ManageError> {
-    let channels = state.store.list_channels().await?;
-    Ok(Data(channels.into_iter().map(ChannelOut::from).collect()))
-}
-
-#[derive(Deserialize)]
-pub struct CreateChannelIn {
-    name: String,
-    base_url: String,
-    #[serde(default)]
-    secret: String,
-    #[serde(default)]
-    priority: i64,
-    weight: Option<i64>,
-    #[serde(default)]
-    local: bool,
-    /// Give the channel the gateway's callback URL as each task's `notifyHook`.
-    #[serde(default)]
-    callbacks: bool,
-}
-
-pub async fn create_channel(
-    State(state): State<AppState>,
-    _: Admin,
-    ApiJson(input): ApiJson<CreateChannelIn>,
-) -> Result<Data<ChannelOut>, ManageError> {
-    let new = NewChannel {
-        name: input.name,
-        base_url: input.base_url,
-        secret: input.secret,
-        priority: input.priority,
-        weight: input.weight.unwrap_or(1),
-        is_local: input.local,
-        callbacks: input.callbacks,
-    };
-    admin::check_channel(&new).map_err(bad)?;
-    Ok(Data(state.store.create_channel(&new).await?.into()))
 }
 
 #[derive(Serialize)]

@@ -2,8 +2,8 @@
 //! which must name the token's owner.
 
 use super::ManageError;
-use crate::app::AppState;
 use crate::domain::secrets::hash_secret;
+use crate::state::AppState;
 use crate::store::{Role, User};
 use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;

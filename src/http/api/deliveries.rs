@@ -3,8 +3,8 @@
 
 use super::auth::Admin;
 use super::{Data, ManageError};
-use crate::app::AppState;
 use crate::relay::TaskView;
+use crate::state::AppState;
 use crate::store::{Delivery, DeliveryAttempt, DeliveryState, Task};
 use axum::extract::{Path, State};
 use serde::Serialize;

@@ -3,9 +3,9 @@
 
 use super::auth::{Admin, ApiUser};
 use super::{Data, ManageError};
-use crate::app::AppState;
 use crate::http::extract::BaseUrl;
 use crate::relay::view::image_url;
+use crate::state::AppState;
 use crate::store::{Task, TaskFilter};
 use axum::extract::{Query, State};
 use serde::{Deserialize, Serialize};

@@ -4,16 +4,17 @@
 
 mod admin;
 mod auth;
+mod channels;
 mod deliveries;
 mod history;
 
-use crate::app::AppState;
+use crate::state::AppState;
 use crate::store::StoreError;
 use axum::Json;
 use axum::Router;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, patch, post};
 use serde::Serialize;
 use serde_json::json;
 
@@ -31,8 +32,14 @@ pub fn router() -> Router<AppState> {
         .route("/key/{id}/disable", post(admin::disable_key))
         .route(
             "/channel/",
-            get(admin::list_channels).post(admin::create_channel),
+            get(channels::list_channels).post(channels::create_channel),
         )
+        .route(
+            "/channel/{id}",
+            patch(channels::update_channel).put(channels::update_channel),
+        )
+        .route("/channel/{id}/enable", post(channels::enable_channel))
+        .route("/channel/{id}/disable", post(channels::disable_channel))
         .route("/price/", get(admin::list_prices).put(admin::set_price))
         .route("/task/{mj_id}/deliveries", get(deliveries::task_deliveries))
         .fallback(|| async { ManageError::NotFound("no such route".to_string()) })

@@ -2,7 +2,8 @@
 
 use super::{conflict, impl_for_sql};
 use crate::domain::ids::now_ms;
-use crate::store::{Channel, NewChannel, StoreResult};
+use crate::store::{Channel, ChannelChange, NewChannel, StoreResult};
+use std::collections::HashMap;
 
 const CHANNEL_COLUMNS: &str = "id, name, base_url, secret, enabled, priority, weight, modes, \
      bot_types, max_in_flight, pass_account_filter, is_local, callbacks, created_at";
@@ -10,8 +11,9 @@ const CHANNEL_COLUMNS: &str = "id, name, base_url, secret, enabled, priority, we
 impl_for_sql!(ChannelStore {
     async fn create_channel(&self, new: &NewChannel) -> StoreResult<Channel> {
         let sql = format!(
-            "INSERT INTO channels (name, base_url, secret, priority, weight, is_local, callbacks, \
-             created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING {CHANNEL_COLUMNS}"
+            "INSERT INTO channels (name, base_url, secret, priority, weight, modes, bot_types, \
+             max_in_flight, pass_account_filter, is_local, callbacks, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING {CHANNEL_COLUMNS}"
         );
         sqlx::query_as(&sql)
             .bind(new.name.as_str())
@@ -19,6 +21,10 @@ impl_for_sql!(ChannelStore {
             .bind(new.secret.as_str())
             .bind(new.priority)
             .bind(new.weight)
+            .bind(new.modes.as_str())
+            .bind(new.bot_types.as_str())
+            .bind(new.max_in_flight)
+            .bind(new.pass_account_filter)
             .bind(new.is_local)
             .bind(new.callbacks)
             .bind(now_ms())
@@ -35,5 +41,46 @@ impl_for_sql!(ChannelStore {
     async fn list_channels(&self) -> StoreResult<Vec<Channel>> {
         let sql = format!("SELECT {CHANNEL_COLUMNS} FROM channels ORDER BY priority DESC, id");
         Ok(sqlx::query_as(&sql).fetch_all(&self.pool).await?)
+    }
+
+    async fn update_channel(&self, id: i64, change: &ChannelChange) -> StoreResult<Option<Channel>> {
+        let sql = format!(
+            "UPDATE channels SET name = COALESCE($2, name), base_url = COALESCE($3, base_url), \
+             secret = COALESCE($4, secret), enabled = COALESCE($5, enabled), \
+             priority = COALESCE($6, priority), weight = COALESCE($7, weight), \
+             modes = COALESCE($8, modes), bot_types = COALESCE($9, bot_types), \
+             max_in_flight = CASE WHEN CAST($10 AS BIGINT) IS NULL THEN max_in_flight \
+                 WHEN CAST($10 AS BIGINT) = 0 THEN NULL ELSE CAST($10 AS BIGINT) END, \
+             pass_account_filter = COALESCE($11, pass_account_filter), \
+             is_local = COALESCE($12, is_local), callbacks = COALESCE($13, callbacks) \
+             WHERE id = $1 RETURNING {CHANNEL_COLUMNS}"
+        );
+        sqlx::query_as(&sql)
+            .bind(id)
+            .bind(change.name.as_deref())
+            .bind(change.base_url.as_deref())
+            .bind(change.secret.as_deref())
+            .bind(change.enabled)
+            .bind(change.priority)
+            .bind(change.weight)
+            .bind(change.modes.as_deref())
+            .bind(change.bot_types.as_deref())
+            .bind(change.max_in_flight)
+            .bind(change.pass_account_filter)
+            .bind(change.is_local)
+            .bind(change.callbacks)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(conflict("channel"))
+    }
+
+    async fn in_flight_by_channel(&self) -> StoreResult<HashMap<i64, i64>> {
+        let rows: Vec<(i64, i64)> = sqlx::query_as(
+            "SELECT channel_id, COUNT(*) FROM tasks WHERE channel_id IS NOT NULL \
+             AND status NOT IN ('SUCCESS', 'FAILURE', 'CANCEL', 'MODAL') GROUP BY channel_id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().collect())
     }
 });

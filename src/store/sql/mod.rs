@@ -4,6 +4,7 @@
 
 mod accounts;
 mod channels;
+mod coordination;
 mod deliveries;
 mod ledger;
 mod postgres;
@@ -24,6 +25,8 @@ pub trait Backend: sqlx::Database {
     fn connect(url: &str) -> impl Future<Output = Result<Pool<Self>, sqlx::Error>> + Send;
     /// Brings the schema up to date.
     fn migrate(pool: &Pool<Self>) -> impl Future<Output = StoreResult<()>> + Send;
+    /// The newest migration this binary carries.
+    fn latest_migration() -> i64;
 }
 
 /// The store over one database pool.
@@ -58,6 +61,12 @@ pub async fn open(url: &str) -> StoreResult<Arc<dyn Store>> {
 /// Migrations compiled into the binary, so that one file is all an operator deploys.
 #[derive(Debug)]
 struct Embedded(&'static [(i64, &'static str, &'static str)]);
+
+impl Embedded {
+    fn latest(&self) -> i64 {
+        self.0.iter().map(|m| m.0).max().unwrap_or(0)
+    }
+}
 
 impl<'s> MigrationSource<'s> for Embedded {
     fn resolve(self) -> BoxFuture<'s, Result<Vec<Migration>, sqlx::error::BoxDynError>> {
@@ -120,6 +129,7 @@ macro_rules! impl_for_sql {
             for<'q> String: sqlx::Encode<'q, DB> + sqlx::Decode<'q, DB> + sqlx::Type<DB>,
             for<'q> Option<i64>: sqlx::Encode<'q, DB> + sqlx::Decode<'q, DB>,
             for<'q> Option<&'q str>: sqlx::Encode<'q, DB>,
+            for<'q> Option<bool>: sqlx::Encode<'q, DB>,
             for<'r> $crate::store::User: sqlx::FromRow<'r, DB::Row>,
             for<'r> $crate::store::ApiKey: sqlx::FromRow<'r, DB::Row>,
             for<'r> $crate::store::Channel: sqlx::FromRow<'r, DB::Row>,

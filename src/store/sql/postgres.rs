@@ -18,6 +18,11 @@ const MIGRATIONS: Embedded = Embedded(&[
         "callbacks",
         include_str!("../../../migrations/postgres/0002_callbacks.sql"),
     ),
+    (
+        4,
+        "coordination",
+        include_str!("../../../migrations/postgres/0004_coordination.sql"),
+    ),
 ]);
 
 impl Backend for Postgres {
@@ -34,5 +39,9 @@ impl Backend for Postgres {
         let migrator = sqlx::migrate::Migrator::new(MIGRATIONS).await?;
         migrator.run(pool).await?;
         Ok(())
+    }
+
+    fn latest_migration() -> i64 {
+        MIGRATIONS.latest()
     }
 }

@@ -18,6 +18,11 @@ const MIGRATIONS: Embedded = Embedded(&[
         "callbacks",
         include_str!("../../../migrations/sqlite/0002_callbacks.sql"),
     ),
+    (
+        4,
+        "coordination",
+        include_str!("../../../migrations/sqlite/0004_coordination.sql"),
+    ),
 ]);
 
 impl Backend for Sqlite {
@@ -43,5 +48,9 @@ impl Backend for Sqlite {
         let migrator = sqlx::migrate::Migrator::new(MIGRATIONS).await?;
         migrator.run(pool).await?;
         Ok(())
+    }
+
+    fn latest_migration() -> i64 {
+        MIGRATIONS.latest()
     }
 }
