@@ -66,7 +66,7 @@ fn admin_commands_share_the_configured_database() {
             "--modes",
             "fast, relax",
         ])
-        .args(["--max-in-flight", "8", "--local"])
+        .args(["--max-in-flight", "8", "--local", "--callbacks", "false"])
         .output()
         .unwrap();
     assert!(
@@ -87,13 +87,15 @@ fn admin_commands_share_the_configured_database() {
             &up["modes"],
             &up["max_in_flight"],
             &up["is_local"],
-            &up["enabled"]
+            &up["enabled"],
+            &up["callbacks"]
         ),
         (
             &json!(5),
             &json!("FAST,RELAX"),
             &json!(8),
             &json!(true),
+            &json!(false),
             &json!(false)
         ),
         "{up}"
