@@ -1,7 +1,9 @@
 //! Administrative operations, shared by the command line and (later) the admin API.
 
 use crate::domain::prices::PriceRule;
-use crate::domain::secrets::{hash_secret, key_hint, new_access_token, new_api_key};
+use crate::domain::secrets::{
+    hash_secret, key_hint, new_access_token, new_api_key, new_signing_secret,
+};
 use crate::domain::{BotType, Mode};
 use crate::store::{
     ApiKey, ChannelChange, NewChannel, NewKey, NewUser, Role, Store, StoreError, StoreResult, User,
@@ -41,10 +43,12 @@ pub async fn user_or_create(store: &dyn Store, name: &str) -> StoreResult<User> 
     }
 }
 
-/// A key just created, with its secret shown this once.
+/// A key just created, with its secret shown this once, and the secret its tasks'
+/// notifications are signed with.
 pub struct CreatedKey {
     pub key: ApiKey,
     pub secret: String,
+    pub hook_secret: String,
 }
 
 pub async fn create_key(
@@ -54,6 +58,7 @@ pub async fn create_key(
     expires_at: Option<i64>,
 ) -> StoreResult<CreatedKey> {
     let secret = new_api_key();
+    let hook_secret = new_signing_secret();
     let key = store
         .create_key(&NewKey {
             user_id: user.id,
@@ -61,9 +66,14 @@ pub async fn create_key(
             key_hint: key_hint(&secret),
             expires_at,
             quota_limit,
+            hook_secret: hook_secret.clone(),
         })
         .await?;
-    Ok(CreatedKey { key, secret })
+    Ok(CreatedKey {
+        key,
+        secret,
+        hook_secret,
+    })
 }
 
 /// Creates a user and gives them `quota` to start with (as a top-up in the ledger).

@@ -5,7 +5,7 @@ use crate::config::Config;
 use crate::state::{AppState, StartError};
 use crate::{http, workers};
 use std::future::Future;
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -22,11 +22,21 @@ impl App {
         Self::from_state(state).await
     }
 
-    pub async fn from_state(state: AppState) -> Result<Self, StartError> {
+    pub async fn from_state(mut state: AppState) -> Result<Self, StartError> {
         let addr = state.config.listen;
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|source| StartError::Bind { addr, source })?;
+        if state.config.public_url.is_none() {
+            // The port is known only now; an unspecified address is reachable on loopback.
+            let mut bound = listener
+                .local_addr()
+                .map_err(|source| StartError::Bind { addr, source })?;
+            if bound.ip().is_unspecified() {
+                bound.set_ip(IpAddr::V4(Ipv4Addr::LOCALHOST));
+            }
+            state.base_url = format!("http://{bound}").into();
+        }
         Ok(Self { listener, state })
     }
 
@@ -48,6 +58,7 @@ impl App {
         let cancel = CancellationToken::new();
         let poller = tokio::spawn(workers::poller::run(self.state.clone(), cancel.clone()));
         let copier = tokio::spawn(workers::copier::run(self.state.clone(), cancel.clone()));
+        let notifier = tokio::spawn(workers::notifier::run(self.state.clone(), cancel.clone()));
 
         let stop = cancel.clone();
         let server = axum::serve(self.listener, http::router(self.state)).with_graceful_shutdown(
@@ -60,7 +71,12 @@ impl App {
         );
         let served = server.await;
         cancel.cancel();
-        for (name, worker) in [("poller", poller), ("copier", copier)] {
+        let workers = [
+            ("poller", poller),
+            ("copier", copier),
+            ("notifier", notifier),
+        ];
+        for (name, worker) in workers {
             if let Err(e) = worker.await {
                 tracing::error!(error = %e, worker = name, "worker ended abnormally");
             }

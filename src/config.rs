@@ -16,6 +16,7 @@ pub struct Config {
     /// Where the SQLite file and stored images live.
     pub data_dir: PathBuf,
     /// Absolute base of the URLs the gateway hands out; taken from the request when unset.
+    /// Callbacks (which have no request) use it too, else the address the gateway listens on.
     pub public_url: Option<String>,
     /// How often unfinished tasks are polled upstream.
     #[serde(deserialize_with = "duration")]
@@ -30,7 +31,8 @@ pub struct Config {
     pub upstream_timeout: Duration,
     /// Largest image the gateway fetches from an upstream, in bytes.
     pub max_image_bytes: u64,
-    /// Secret for signing image URLs; generated and kept in the database when unset.
+    /// Secret for signing image URLs and channel callback URLs; generated and kept in the
+    /// database when unset.
     pub secret: Option<String>,
     /// Failed submissions in a row that take a channel out of rotation.
     pub channel_failures_to_trip: u32,
@@ -39,6 +41,16 @@ pub struct Config {
     pub channel_cooldown: Duration,
     /// Requests one API key may make per minute, across all processes; 0: no limit.
     pub rate_limit_per_minute: u32,
+    /// The `notifyHook` of tasks submitted without one.
+    pub notify_hook: Option<String>,
+    /// Whether hooks may point into private, loopback or link-local networks.
+    pub allow_private_hooks: bool,
+    /// How long a notification is retried before it is given up.
+    #[serde(deserialize_with = "duration")]
+    pub callback_max_age: Duration,
+    /// Time limit for one attempt at a notification.
+    #[serde(deserialize_with = "duration")]
+    pub callback_timeout: Duration,
     /// Where copied images live: a local folder or an S3-compatible bucket.
     pub storage: StorageKind,
     /// The local image folder; `<data_dir>/images` when unset.
@@ -96,6 +108,10 @@ impl Default for Config {
             s3_access_key_id: None,
             s3_secret_access_key: None,
             s3_path_style: false,
+            notify_hook: None,
+            allow_private_hooks: false,
+            callback_max_age: Duration::from_secs(3600),
+            callback_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -189,6 +205,16 @@ impl Config {
                 "S3_PATH_STYLE" => {
                     self.s3_path_style = value.parse().map_err(|e| bad(format!("{e}")))?
                 }
+                "NOTIFY_HOOK" => self.notify_hook = Some(value).filter(|v| !v.is_empty()),
+                "ALLOW_PRIVATE_HOOKS" => {
+                    self.allow_private_hooks = parse_bool(&value).map_err(bad)?
+                }
+                "CALLBACK_MAX_AGE" => {
+                    self.callback_max_age = parse_duration(&value).map_err(bad)?
+                }
+                "CALLBACK_TIMEOUT" => {
+                    self.callback_timeout = parse_duration(&value).map_err(bad)?
+                }
                 _ => {}
             }
         }
@@ -215,6 +241,14 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     humantime::parse_duration(text.trim()).map_err(|e| format!("`{text}` is not a duration: {e}"))
 }
 
+fn parse_bool(text: &str) -> Result<bool, String> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Ok(true),
+        "false" | "0" | "no" | "off" | "" => Ok(false),
+        _ => Err(format!("`{text}` is not true or false")),
+    }
+}
+
 fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     let text = String::deserialize(d)?;
     parse_duration(&text).map_err(serde::de::Error::custom)
@@ -233,12 +267,17 @@ mod tests {
             .apply_env([
                 ("MJGATE_POLL_INTERVAL".to_string(), "500ms".to_string()),
                 ("MJGATE_TASK_TIMEOUT".to_string(), "1h".to_string()),
+                ("MJGATE_ALLOW_PRIVATE_HOOKS".to_string(), "true".to_string()),
+                ("MJGATE_CALLBACK_MAX_AGE".to_string(), "10m".to_string()),
                 ("HOME".to_string(), "/root".to_string()),
             ])
             .unwrap();
         assert_eq!(config.poll_interval, Duration::from_millis(500));
         assert_eq!(config.task_timeout, Duration::from_secs(3600));
         assert_eq!(config.listen.port(), 9000);
+        assert!(config.allow_private_hooks);
+        assert_eq!(config.callback_max_age, Duration::from_secs(600));
+        assert_eq!(config.callback_timeout, Duration::from_secs(10));
     }
 
     #[test]

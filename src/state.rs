@@ -2,6 +2,7 @@
 
 use crate::config::Config;
 use crate::domain::secrets::{Signer, new_signing_secret};
+use crate::notify::HookClient;
 use crate::relay::routing::ChannelHealth;
 use crate::storage::derive::Renderer;
 use crate::storage::{BlobStore, StorageError};
@@ -9,6 +10,7 @@ use crate::store::{self, Store, StoreError};
 use crate::upstream::UpstreamClient;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use tokio::sync::Notify;
 
 /// What every handler and worker shares.
 #[derive(Clone)]
@@ -16,7 +18,14 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub store: Arc<dyn Store>,
     pub upstream: UpstreamClient,
+    /// The client for client hooks.
+    pub hooks: HookClient,
     pub signer: Signer,
+    /// The gateway's absolute base for URLs made outside a request (callbacks): the public
+    /// URL, else the address it listens on.
+    pub base_url: Arc<str>,
+    /// Wakes the notifier when a task changed, so that notifications leave at once.
+    pub notifications_queued: Arc<Notify>,
     /// How each channel is doing, for routing (per process).
     pub health: Arc<ChannelHealth>,
     /// This process among the gateways sharing the database: holder of its leases.
@@ -45,8 +54,15 @@ impl AppState {
             }
         };
         let instance: Arc<str> = uuid::Uuid::new_v4().simple().to_string()[..12].into();
+        let base_url = match &config.public_url {
+            Some(url) => url.trim_end_matches('/').to_string(),
+            None => format!("http://{}", config.listen),
+        };
         Ok(Self {
             upstream: UpstreamClient::new(config.upstream_timeout, &instance),
+            hooks: HookClient::new(config.callback_timeout, config.allow_private_hooks),
+            base_url: base_url.into(),
+            notifications_queued: Arc::new(Notify::new()),
             instance,
             health: Arc::new(ChannelHealth::new(
                 config.channel_failures_to_trip,
@@ -58,6 +74,11 @@ impl AppState {
             config: Arc::new(config),
             store,
         })
+    }
+
+    /// Tells the notifier that a task changed (and may have queued a notification).
+    pub fn task_changed(&self) {
+        self.notifications_queued.notify_one();
     }
 }
 

@@ -28,6 +28,8 @@ fn admin_commands_share_the_configured_database() {
     let secret = key["key"].as_str().unwrap();
     assert!(secret.starts_with("sk-") && secret.len() == 51, "{key}");
     assert!(key["id"].as_i64().is_some());
+    let hook_secret = key["hook_secret"].as_str().unwrap();
+    assert!(hook_secret.len() >= 32 && hook_secret != secret, "{key}");
 
     let channel = json_output(mjgate(dir.path()).args([
         "channel",
@@ -38,6 +40,7 @@ fn admin_commands_share_the_configured_database() {
         "http://127.0.0.1:9",
         "--secret",
         "s",
+        "--callbacks",
         "--json",
     ]));
     assert!(channel["id"].as_i64().is_some(), "{channel}");
@@ -45,11 +48,12 @@ fn admin_commands_share_the_configured_database() {
     let keys = json_output(mjgate(dir.path()).args(["key", "list", "--json"]));
     assert_eq!(keys.as_array().unwrap().len(), 1);
     assert!(
-        !keys.to_string().contains(secret),
+        !keys.to_string().contains(secret) && !keys.to_string().contains(hook_secret),
         "lists never show secrets"
     );
     let channels = json_output(mjgate(dir.path()).args(["channel", "list", "--json"]));
     assert_eq!(channels[0]["name"], "up");
+    assert_eq!(channels[0]["callbacks"], true);
 
     let updated = mjgate(dir.path())
         .args([
@@ -62,7 +66,7 @@ fn admin_commands_share_the_configured_database() {
             "--modes",
             "fast, relax",
         ])
-        .args(["--max-in-flight", "8", "--local"])
+        .args(["--max-in-flight", "8", "--local", "--callbacks", "false"])
         .output()
         .unwrap();
     assert!(
@@ -83,13 +87,15 @@ fn admin_commands_share_the_configured_database() {
             &up["modes"],
             &up["max_in_flight"],
             &up["is_local"],
-            &up["enabled"]
+            &up["enabled"],
+            &up["callbacks"]
         ),
         (
             &json!(5),
             &json!("FAST,RELAX"),
             &json!(8),
             &json!(true),
+            &json!(false),
             &json!(false)
         ),
         "{up}"

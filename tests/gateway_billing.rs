@@ -403,6 +403,8 @@ async fn admin_api(db: Db) {
     .await;
     assert_eq!(status, 200, "{key}");
     let zed_key = key["data"]["key"].as_str().unwrap().to_string();
+    let hook_secret = key["data"]["hook_secret"].as_str().unwrap();
+    assert!(hook_secret.len() >= 32 && hook_secret != zed_key, "{key}");
     let (status, _) = gw
         .post_as(&zed_key, "/mj/submit/imagine", json!({"prompt": "zed"}))
         .await;
@@ -423,8 +425,20 @@ async fn admin_api(db: Db) {
     assert_eq!((status, bad["success"].as_bool()), (400, Some(false)));
     let (_, users) = call(reqwest::Method::GET, "/api/user/", None).await;
     assert_eq!(users["data"].as_array().unwrap().len(), 3);
+    let (status, channel) = call(
+        reqwest::Method::POST,
+        "/api/channel/",
+        Some(json!({"name": "calling", "base_url": "http://127.0.0.1:9", "callbacks": true})),
+    )
+    .await;
+    assert_eq!(status, 200, "{channel}");
+    assert_eq!(channel["data"]["callbacks"], true);
     let (_, channels) = call(reqwest::Method::GET, "/api/channel/", None).await;
     assert!(channels["data"][0].get("secret").is_none(), "{channels}");
+    assert_eq!(
+        channels["data"][0]["callbacks"], false,
+        "off unless asked for"
+    );
     let (status, _) = call(
         reqwest::Method::POST,
         &format!("/api/user/{zed}/disable"),

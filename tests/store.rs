@@ -8,7 +8,8 @@ use mjgate::domain::ids::now_ms;
 use mjgate::domain::secrets::hash_secret;
 use mjgate::domain::{BotType, TaskAction, TaskStatus};
 use mjgate::store::{
-    self, ChannelChange, NewChannel, NewTask, Role, Store, StoreError, TaskFilter, TaskUpdate,
+    self, ChannelChange, DeliveryAttempt, DeliveryNext, DeliveryState, NewChannel, NewTask, Role,
+    Store, StoreError, Task, TaskFilter, TaskUpdate,
 };
 use std::sync::Arc;
 
@@ -110,6 +111,7 @@ async fn channels(db: Db) {
                 secret: "s".to_string(),
                 priority,
                 is_local: true,
+                callbacks: name == "high",
                 ..NewChannel::default()
             })
             .await
@@ -124,7 +126,7 @@ async fn channels(db: Db) {
         .collect();
     assert_eq!(names, vec!["high", "low"]);
     let first = store.list_channels().await.unwrap()[0].clone();
-    assert!(first.enabled && first.is_local);
+    assert!(first.enabled && first.is_local && first.callbacks);
     assert_eq!(store.channel(first.id).await.unwrap().unwrap().name, "high");
     assert_eq!(first.modes, "FAST,RELAX,TURBO");
 
@@ -151,11 +153,17 @@ async fn channels(db: Db) {
         (false, 4, "RELAX", Some(7))
     );
     assert_eq!(
-        (changed.name.as_str(), changed.priority, changed.is_local),
-        ("high", 5, true)
+        (
+            changed.name.as_str(),
+            changed.priority,
+            changed.is_local,
+            changed.callbacks
+        ),
+        ("high", 5, true, true)
     );
     let uncapped = ChannelChange {
         max_in_flight: Some(0),
+        callbacks: Some(false),
         ..ChannelChange::default()
     };
     let changed = store
@@ -164,8 +172,13 @@ async fn channels(db: Db) {
         .unwrap()
         .unwrap();
     assert_eq!(
-        (changed.max_in_flight, changed.weight, changed.enabled),
-        (None, 4, false)
+        (
+            changed.max_in_flight,
+            changed.weight,
+            changed.enabled,
+            changed.callbacks
+        ),
+        (None, 4, false, false)
     );
     assert!(
         store
@@ -456,11 +469,181 @@ async fn history_pages(db: Db) {
     assert_eq!(store.list_tasks(&one).await.unwrap().0[0].submit_time, 6000);
 }
 
+/// Notifications are queued with each change of status or progress of a hooked task that a
+/// channel took, and handed out one per task, in order, under a lease.
+async fn deliveries_in_order_under_lease(db: Db) {
+    let (store, _db) = open(db).await;
+    let user = admin::user_or_create(&*store, "erin").await.unwrap();
+    let key = admin::create_key(&*store, &user, None, None).await.unwrap();
+    assert_eq!(
+        store.key_hook_secret(key.key.id).await.unwrap(),
+        Some(key.hook_secret.clone())
+    );
+    let channel = store
+        .create_channel(&NewChannel {
+            name: "c".to_string(),
+            base_url: "http://127.0.0.1:1".to_string(),
+            is_local: true,
+            callbacks: true,
+            ..NewChannel::default()
+        })
+        .await
+        .unwrap();
+    let hooked = |mj_id: &str| NewTask {
+        key_id: Some(key.key.id),
+        notify_hook: Some("https://client.example/hook".to_string()),
+        ..new_task(mj_id, user.id)
+    };
+    let task = store
+        .insert_task(&hooked("1700000000000301"), 0)
+        .await
+        .unwrap();
+    // Not taken by a channel yet: its client has no id to be told about.
+    assert!(store.task_deliveries(&task.mj_id).await.unwrap().is_empty());
+    store
+        .mark_forwarded(&task.mj_id, channel.id, "up-301", TaskStatus::Submitted)
+        .await
+        .unwrap();
+    let seen = store.task(&task.mj_id).await.unwrap().unwrap();
+    let seen = store
+        .update_task(&seen, &update(TaskStatus::InProgress, "15%"), now_ms())
+        .await
+        .unwrap()
+        .unwrap();
+    // A change of other fields only is not a new state for the client.
+    let mut quiet = update(TaskStatus::InProgress, "15%");
+    quiet.prompt_en = "a cat, translated".to_string();
+    store
+        .update_task(&seen, &quiet, now_ms())
+        .await
+        .unwrap()
+        .unwrap();
+    let listed = store.task_deliveries(&task.mj_id).await.unwrap();
+    let states: Vec<(i64, TaskStatus, &str)> = listed
+        .iter()
+        .map(|(d, _)| (d.seq, d.status, d.progress.as_str()))
+        .collect();
+    assert_eq!(
+        states,
+        vec![
+            (1, TaskStatus::Submitted, "0%"),
+            (2, TaskStatus::InProgress, "15%")
+        ]
+    );
+    let snapshot: Task = serde_json::from_str(&listed[1].0.payload).unwrap();
+    assert_eq!(
+        (snapshot.mj_id.as_str(), snapshot.progress.as_str()),
+        (task.mj_id.as_str(), "15%")
+    );
+    assert_eq!(listed[0].0.key_id, Some(key.key.id));
+
+    let now = now_ms();
+    let lease = now + 10_000;
+    let claimed = store.claim_deliveries(now, lease, 10).await.unwrap();
+    assert_eq!(claimed.iter().map(|d| d.seq).collect::<Vec<_>>(), vec![1]);
+    assert!(
+        store
+            .claim_deliveries(now, lease, 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "leased"
+    );
+    let attempt = |id: i64, status_code: Option<i64>| DeliveryAttempt {
+        delivery_id: id,
+        at: now,
+        status_code,
+        error: status_code
+            .filter(|c| *c >= 300)
+            .map(|c| format!("HTTP {c}")),
+        duration_ms: 3,
+    };
+    store
+        .record_attempt(
+            &attempt(claimed[0].id, Some(500)),
+            DeliveryNext::RetryAt(now + 1000),
+        )
+        .await
+        .unwrap();
+    // Not due yet, and the next state waits for it.
+    assert!(
+        store
+            .claim_deliveries(now, lease, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let again = store.claim_deliveries(now + 1000, lease, 10).await.unwrap();
+    assert_eq!((again.len(), again[0].seq, again[0].attempts), (1, 1, 1));
+    store
+        .record_attempt(&attempt(again[0].id, Some(200)), DeliveryNext::Delivered)
+        .await
+        .unwrap();
+    let second = store.claim_deliveries(now + 1000, lease, 10).await.unwrap();
+    assert_eq!(second.iter().map(|d| d.seq).collect::<Vec<_>>(), vec![2]);
+    // A released lease is free at once.
+    store.release_deliveries(&[second[0].id]).await.unwrap();
+    let second = store.claim_deliveries(now + 1000, lease, 10).await.unwrap();
+    assert_eq!(second.len(), 1);
+    store
+        .record_attempt(&attempt(second[0].id, None), DeliveryNext::GiveUp)
+        .await
+        .unwrap();
+    assert!(
+        store
+            .claim_deliveries(now + 1000, lease, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // Failing queues the final state; a task failed before a channel took it queues nothing.
+    store
+        .fail_task(&task.mj_id, "gone", now_ms())
+        .await
+        .unwrap()
+        .unwrap();
+    let refused = store
+        .insert_task(&hooked("1700000000000302"), 0)
+        .await
+        .unwrap();
+    store
+        .fail_task(&refused.mj_id, "refused", now_ms())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        store
+            .task_deliveries(&refused.mj_id)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    let listed = store.task_deliveries(&task.mj_id).await.unwrap();
+    let summary: Vec<(DeliveryState, Vec<Option<i64>>)> = listed
+        .iter()
+        .map(|(d, attempts)| (d.state, attempts.iter().map(|a| a.status_code).collect()))
+        .collect();
+    assert_eq!(
+        summary,
+        vec![
+            (DeliveryState::Delivered, vec![Some(500), Some(200)]),
+            (DeliveryState::GivenUp, vec![None]),
+            (DeliveryState::Pending, vec![]),
+        ]
+    );
+    assert_eq!(listed[2].0.status, TaskStatus::Failure);
+    assert_eq!(listed[0].0.last_error, None);
+    assert_eq!(listed[0].1[0].error.as_deref(), Some("HTTP 500"));
+}
+
 both_backends!(
     accounts,
     channels,
     task_lifecycle,
     modal_starts_once,
     charges_and_refunds,
-    history_pages
+    history_pages,
+    deliveries_in_order_under_lease,
 );

@@ -47,6 +47,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
             base_url: sim.base_url(),
             secret: sim_secret,
             is_local: true,
+            callbacks: true,
             ..NewChannel::default()
         })
         .await?;
@@ -55,7 +56,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let key = admin::create_key(&*store, &user, None, None).await?;
 
     let base = format!("http://{}", app.local_addr());
-    println!(
+    let banner = format!(
         "\nmjgate demo is running on {base} (simulated upstream on {})\n\
          demo API key: {key} (user `demo`, balance {balance} units)\n\n\
          Try:\n  \
@@ -68,6 +69,9 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         key = key.secret,
         balance = user.balance,
     );
+    // One write, and a reader that went away (a script that took the key) is no reason to
+    // stop: `println!` would write line by line and panic on a closed pipe.
+    let _ = std::io::Write::write_all(&mut std::io::stdout().lock(), banner.as_bytes());
     app.run(shutdown_signal()).await?;
     sim.stop().await;
     Ok(())

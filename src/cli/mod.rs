@@ -92,7 +92,8 @@ enum UserCommand {
 
 #[derive(Subcommand)]
 enum KeyCommand {
-    /// Create a key (and its user, if new); the key is printed once.
+    /// Create a key (and its user, if new); prints the key (once) and, after a tab, the
+    /// secret that signs its tasks' notifications.
     Create {
         #[arg(long)]
         user: String,
@@ -189,6 +190,10 @@ struct ChannelSettings {
     /// The upstream is on a private or loopback address on purpose.
     #[arg(long, num_args = 0..=1, default_missing_value = "true")]
     local: Option<bool>,
+    /// Give the upstream the gateway's callback URL as each task's notifyHook, so that
+    /// updates arrive at once (needs `public_url` unless the upstream is on this host).
+    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+    callbacks: Option<bool>,
 }
 
 #[derive(Subcommand)]
@@ -268,10 +273,11 @@ async fn key(store: &dyn Store, cmd: KeyCommand) -> anyhow::Result<()> {
             if out.json {
                 println!(
                     "{}",
-                    json!({ "id": created.key.id, "key": created.secret, "user_id": user.id })
+                    json!({ "id": created.key.id, "key": created.secret, "user_id": user.id,
+                        "hook_secret": created.hook_secret })
                 );
             } else {
-                println!("{}", created.secret);
+                println!("{}\t{}", created.secret, created.hook_secret);
             }
         }
         KeyCommand::Disable { id } => {
@@ -471,6 +477,7 @@ async fn channel(store: &dyn Store, cmd: ChannelCommand) -> anyhow::Result<()> {
                 max_in_flight: settings.max_in_flight.filter(|cap| *cap > 0),
                 pass_account_filter: settings.pass_account_filter.unwrap_or_default(),
                 is_local: settings.local.unwrap_or_default(),
+                callbacks: settings.callbacks.unwrap_or_default(),
             };
             admin::check_channel(&mut new).map_err(anyhow::Error::msg)?;
             let channel = store.create_channel(&new).await?;
@@ -502,6 +509,7 @@ async fn channel(store: &dyn Store, cmd: ChannelCommand) -> anyhow::Result<()> {
                 max_in_flight: settings.max_in_flight,
                 pass_account_filter: settings.pass_account_filter,
                 is_local: settings.local,
+                callbacks: settings.callbacks,
             };
             admin::check_channel_change(&mut change).map_err(anyhow::Error::msg)?;
             let channel = store.update_channel(id, &change).await?;
@@ -529,7 +537,7 @@ async fn channel(store: &dyn Store, cmd: ChannelCommand) -> anyhow::Result<()> {
                     .map(|c| json!({"id": c.id, "name": c.name, "base_url": c.base_url, "enabled": c.enabled,
                         "priority": c.priority, "weight": c.weight, "modes": c.modes, "bot_types": c.bot_types,
                         "max_in_flight": c.max_in_flight, "pass_account_filter": c.pass_account_filter,
-                        "is_local": c.is_local}))
+                        "is_local": c.is_local, "callbacks": c.callbacks}))
                     .collect();
                 println!("{}", serde_json::Value::Array(rows));
             } else {

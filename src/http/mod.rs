@@ -1,7 +1,8 @@
 //! The HTTP layer: the `/mj` task API (also under the `/mj-fast`, `/mj-relax` and `/mj-turbo`
-//! prefixes) and the gateway's image and video URLs.
+//! prefixes), the gateway's image and video URLs, and the route upstreams call back.
 
 mod api;
+mod callback;
 pub mod error;
 pub mod extract;
 mod images;
@@ -26,6 +27,7 @@ pub const MAX_BODY_BYTES: usize = 30 * 1024 * 1024;
 /// The whole HTTP surface of the gateway.
 pub fn router(state: AppState) -> Router {
     let mut router = Router::new()
+        .route("/mj/callback/{channel}", post(callback::upstream_callback))
         .nest("/mj", mj_routes())
         .nest("/api", api::router())
         .route("/healthz", get(probes::healthz))

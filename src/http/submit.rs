@@ -25,17 +25,22 @@ struct Common {
 }
 
 impl Common {
-    fn read(
+    async fn read(
+        app: &AppState,
         route: RouteMode,
         bot_type: Option<&str>,
         filter: Option<AccountFilter>,
         notify_hook: Option<String>,
         state: Option<String>,
     ) -> Result<Self, ApiError> {
+        let notify_hook = validate::notify_hook(notify_hook)?;
+        if let Some(hook) = &notify_hook {
+            validate::notify_hook_address(hook, app.config.allow_private_hooks).await?;
+        }
         Ok(Self {
             bot_type: validate::bot_type(bot_type)?,
             mode: validate::mode(route.0, filter.as_ref())?,
-            notify_hook: validate::notify_hook(notify_hook)?,
+            notify_hook,
             state: validate::state(state)?,
             account_filter: filter.map(|f| f.other).unwrap_or_default(),
         })
@@ -93,12 +98,14 @@ pub async fn imagine(
     let prompt = validate::prompt("prompt", req.prompt.as_deref())?;
     images("base64Array", &req.base64_array, 0, 5)?;
     let common = Common::read(
+        &state,
         route,
         req.bot_type.as_deref(),
         req.account_filter,
         req.notify_hook,
         req.state,
-    )?;
+    )
+    .await?;
     let body = json!({
         "prompt": prompt,
         "botType": common.bot_type,
@@ -124,12 +131,14 @@ pub async fn blend(
     images("base64Array", &req.base64_array, 2, 5)?;
     let dimensions = validate::dimensions(req.dimensions.as_deref())?;
     let common = Common::read(
+        &state,
         route,
         req.bot_type.as_deref(),
         req.account_filter,
         req.notify_hook,
         req.state,
-    )?;
+    )
+    .await?;
     let body = json!({
         "base64Array": req.base64_array,
         "dimensions": dimensions,
@@ -163,12 +172,14 @@ pub async fn describe(
         (None, None) => return Err(ApiError::bad_request("base64 or link is required")),
     };
     let common = Common::read(
+        &state,
         route,
         req.bot_type.as_deref(),
         req.account_filter,
         req.notify_hook,
         req.state,
-    )?;
+    )
+    .await?;
     let mut body = body;
     body["botType"] = json!(common.bot_type);
     let sub = common.submission(
@@ -189,12 +200,14 @@ pub async fn shorten(
 ) -> Result<Envelope, ApiError> {
     let prompt = validate::prompt("prompt", req.prompt.as_deref())?;
     let common = Common::read(
+        &state,
         route,
         req.bot_type.as_deref(),
         req.account_filter,
         req.notify_hook,
         req.state,
-    )?;
+    )
+    .await?;
     let body = json!({ "prompt": prompt, "botType": common.bot_type });
     let description = format!("/shorten {prompt}");
     let sub = common.submission(
@@ -217,7 +230,15 @@ pub async fn swap_face(
     let target = req.target_base64.unwrap_or_default();
     validate::image_data_url("sourceBase64", &source)?;
     validate::image_data_url("targetBase64", &target)?;
-    let common = Common::read(route, None, req.account_filter, req.notify_hook, req.state)?;
+    let common = Common::read(
+        &state,
+        route,
+        None,
+        req.account_filter,
+        req.notify_hook,
+        req.state,
+    )
+    .await?;
     let body = json!({ "sourceBase64": source, "targetBase64": target });
     let sub = common.submission(
         TaskAction::SwapFace,
@@ -248,7 +269,15 @@ pub async fn action(
     let task_id = validate::task_id(req.task_id.as_deref())?;
     let custom_id = validate::custom_id(req.custom_id.as_deref())?;
     let parent = caller_task(&state, &caller, &task_id).await?;
-    let common = Common::read(route, None, req.account_filter, req.notify_hook, req.state)?;
+    let common = Common::read(
+        &state,
+        route,
+        None,
+        req.account_filter,
+        req.notify_hook,
+        req.state,
+    )
+    .await?;
     run_button(
         &state,
         &caller,
@@ -284,7 +313,7 @@ pub async fn change(
     };
     let parent = caller_task(&state, &caller, &task_id).await?;
     let custom_id = button_for_change(&parent, action, index)?;
-    let common = Common::read(route, None, None, req.notify_hook, req.state)?;
+    let common = Common::read(&state, route, None, None, req.notify_hook, req.state).await?;
     run_button(&state, &caller, parent, custom_id, common, None).await
 }
 
@@ -298,7 +327,7 @@ pub async fn simple_change(
     let (task_id, action, index) = parse_simple_change(&content)?;
     let parent = caller_task(&state, &caller, &task_id).await?;
     let custom_id = button_for_change(&parent, action, index)?;
-    let common = Common::read(route, None, None, req.notify_hook, req.state)?;
+    let common = Common::read(&state, route, None, None, req.notify_hook, req.state).await?;
     run_button(&state, &caller, parent, custom_id, common, None).await
 }
 

@@ -82,6 +82,18 @@ pub fn notify_hook(value: Option<String>) -> Result<Option<String>, ApiError> {
     }
 }
 
+/// Refuses a hook (already a valid URL) that is or resolves to a private, loopback or
+/// link-local address, unless `allow_private`.
+pub async fn notify_hook_address(hook: &str, allow_private: bool) -> Result<(), ApiError> {
+    if allow_private {
+        return Ok(());
+    }
+    let url = http_url("notifyHook", hook)?;
+    crate::notify::address::check_public(&url)
+        .await
+        .map_err(|why| invalid(format!("notifyHook {why}")))
+}
+
 /// The speed mode: the route's prefix wins; else at most one known `accountFilter.modes`.
 pub fn mode(route: Option<Mode>, filter: Option<&AccountFilter>) -> Result<Option<Mode>, ApiError> {
     let mut modes = Vec::new();

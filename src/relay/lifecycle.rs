@@ -1,5 +1,6 @@
-//! How upstream reports change our tasks. Polls (and, later, callbacks) all come through
-//! here, so that every task moves forward only and ends exactly once.
+//! How upstream reports change our tasks. Polls and upstream callbacks both come through
+//! here, so that every task moves forward only and ends exactly once, and every change
+//! queues its client notification (in the store, in the same transaction).
 
 use crate::domain::ids::now_ms;
 use crate::domain::{CustomId, TaskStatus};
@@ -133,6 +134,7 @@ pub async fn apply_report(
     let updated = state.store.update_task(task, &update, now_ms()).await?;
     if let Some(task) = &updated {
         tracing::debug!(task = %task.mj_id, status = %task.status, progress = %task.progress, "task updated");
+        state.task_changed();
     }
     Ok(updated)
 }
@@ -142,6 +144,7 @@ pub async fn fail_task(state: &AppState, mj_id: &str, reason: &str) -> StoreResu
     let failed = state.store.fail_task(mj_id, reason, now_ms()).await?;
     if failed.is_some() {
         tracing::info!(task = %mj_id, %reason, "task failed");
+        state.task_changed();
     }
     Ok(failed)
 }

@@ -1,6 +1,7 @@
 //! The service layer between the HTTP routes and the upstreams: forwarding new tasks with
 //! failover, reading upstream answers, and applying upstream reports to our tasks.
 
+pub mod callback;
 pub mod error;
 pub mod lifecycle;
 pub mod routing;

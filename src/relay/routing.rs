@@ -183,6 +183,7 @@ mod tests {
             max_in_flight: None,
             pass_account_filter: false,
             is_local: false,
+            callbacks: false,
             created_at: 0,
         }
     }

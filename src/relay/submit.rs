@@ -3,6 +3,7 @@
 //! channels that may have acted on it, and nothing accepted is lost: a task that no channel
 //! took ends in `FAILURE` with the reason.
 
+use super::callback::callback_url;
 use super::error::{ApiError, Caller, Envelope, code};
 use super::lifecycle::fail_task;
 use super::translate::{Verdict, verdict};
@@ -58,7 +59,8 @@ pub async fn submit_task(
 
     let mut last_problem = None;
     for channel in candidates.iter().take(MAX_ATTEMPTS) {
-        let body = upstream_body(&sub, channel);
+        let callback = channel.callbacks.then(|| callback_url(state, channel.id));
+        let body = upstream_body(&sub, channel, callback);
         let answer = state.upstream.submit(channel, sub.path, &body).await;
         let verdict = match answer {
             Ok(answer) => verdict(&answer, sub.expects_modal),
@@ -157,6 +159,7 @@ pub async fn submit_modal(
             task.mj_id
         )));
     }
+    state.task_changed();
     body["taskId"] = Value::String(upstream_id);
     let answer = state
         .upstream
@@ -285,7 +288,10 @@ pub(super) async fn insert_new_task(
         bot_type: sub.bot_type,
         mode: sub.mode,
         custom_id: sub.custom_id.clone(),
-        notify_hook: sub.notify_hook.clone(),
+        notify_hook: sub
+            .notify_hook
+            .clone()
+            .or_else(|| state.config.notify_hook.clone()),
         submit_time: now,
     };
     // Ids are milliseconds plus three random digits: a clash is rare, and retried.
@@ -300,9 +306,10 @@ pub(super) async fn insert_new_task(
     Err(ApiError::internal("could not mint a unique task id"))
 }
 
-/// The body a channel receives: the client's, with the mode as `accountFilter.modes` and the
-/// parent's upstream id in `taskId`. The client's `notifyHook` never goes upstream.
-fn upstream_body(sub: &Submission, channel: &Channel) -> Value {
+/// The body a channel receives: the client's, with the mode as `accountFilter.modes`, the
+/// parent's upstream id in `taskId`, and the gateway's callback URL (if the channel has
+/// callbacks) as `notifyHook`. The client's `notifyHook` never goes upstream.
+fn upstream_body(sub: &Submission, channel: &Channel, callback: Option<String>) -> Value {
     let mut body = sub.body.clone();
     let mut filter = if channel.pass_account_filter {
         sub.account_filter.clone()
@@ -317,6 +324,9 @@ fn upstream_body(sub: &Submission, channel: &Channel) -> Value {
     }
     if let Some(upstream_id) = sub.parent.as_ref().and_then(|p| p.upstream_id.clone()) {
         body["taskId"] = Value::String(upstream_id);
+    }
+    if let Some(callback) = callback {
+        body["notifyHook"] = Value::String(callback);
     }
     body
 }
@@ -343,6 +353,7 @@ async fn accepted(
         }
         Err(e) => return Err(e.into()),
     }
+    state.task_changed();
     let id = task.mj_id.clone();
     Ok(match (status, queue_ahead) {
         (TaskStatus::Modal, _) => Envelope::new(code::MODAL, "Waiting for window confirm", id),
@@ -384,6 +395,7 @@ async fn existing(
                 .store
                 .mark_forwarded(&task.mj_id, channel.id, upstream_id, TaskStatus::Submitted)
                 .await?;
+            state.task_changed();
             Ok(Envelope::new(
                 code::SUCCESS,
                 "Task already exists",

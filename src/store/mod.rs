@@ -39,6 +39,7 @@ pub trait Store:
     + TaskHistory
     + CoordinationStore
     + TaskFileStore
+    + DeliveryStore
     + Send
     + Sync
     + 'static
@@ -52,6 +53,7 @@ impl<T> Store for T where
         + TaskHistory
         + CoordinationStore
         + TaskFileStore
+        + DeliveryStore
         + Send
         + Sync
         + 'static
@@ -101,6 +103,8 @@ pub trait AccountStore {
     async fn key_by_hash(&self, key_hash: &str) -> StoreResult<Option<(ApiKey, User)>>;
     async fn list_keys(&self, user_id: Option<i64>) -> StoreResult<Vec<ApiKey>>;
     async fn set_key_enabled(&self, id: i64, enabled: bool) -> StoreResult<Option<ApiKey>>;
+    /// The secret that signs the notifications of a key's tasks.
+    async fn key_hook_secret(&self, key_id: i64) -> StoreResult<Option<String>>;
 
     /// Configured prices (the defaults apply where none is set).
     async fn list_prices(&self) -> StoreResult<Vec<PriceRule>>;
@@ -125,6 +129,10 @@ pub trait ChannelStore {
 }
 
 /// Tasks and their lifecycle.
+///
+/// Every method that changes a task's status or progress also queues a notification of the
+/// new state in the same transaction, when the task has a `notifyHook` and a channel has
+/// taken it (so that its client knows its id): see [`DeliveryStore`].
 #[async_trait]
 pub trait TaskStore {
     /// Inserts a task and charges `price` for it in one transaction: `Conflict` when its
@@ -189,6 +197,34 @@ pub trait TaskStore {
         unforwarded_only: bool,
         limit: i64,
     ) -> StoreResult<Vec<Task>>;
+}
+
+/// Client notifications waiting to be sent, and the record of every attempt.
+#[async_trait]
+pub trait DeliveryStore {
+    /// Leases up to `limit` pending deliveries that are due at `now` and not leased, until
+    /// `lease_until`: for each task only its first pending one, so that a task's states go
+    /// out in order. A delivery leased by one worker (or process) is not handed to another
+    /// until the lease ends.
+    async fn claim_deliveries(
+        &self,
+        now: i64,
+        lease_until: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<Delivery>>;
+    /// Records an attempt and what follows it, in one transaction; the lease ends.
+    async fn record_attempt(
+        &self,
+        attempt: &DeliveryAttempt,
+        next: DeliveryNext,
+    ) -> StoreResult<()>;
+    /// Ends the leases of deliveries that were not attempted after all (a worker stopping).
+    async fn release_deliveries(&self, ids: &[i64]) -> StoreResult<()>;
+    /// A task's deliveries in order, each with its attempts in order.
+    async fn task_deliveries(
+        &self,
+        mj_id: &str,
+    ) -> StoreResult<Vec<(Delivery, Vec<DeliveryAttempt>)>>;
 }
 
 /// Task histories for the management API.

@@ -1,6 +1,8 @@
-//! What the store keeps: users, keys, channels, tasks. Plain data, loaded with `FromRow`.
+//! What the store keeps: users, keys, channels, tasks, notifications. Plain data, loaded
+//! with `FromRow`.
 
 use crate::domain::{BotType, Button, Mode, TaskAction, TaskStatus};
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 /// A user's role.
@@ -68,6 +70,8 @@ pub struct NewKey {
     pub key_hint: String,
     pub expires_at: Option<i64>,
     pub quota_limit: Option<i64>,
+    /// What the key's notifications are signed with.
+    pub hook_secret: String,
 }
 
 /// An upstream midjourney-proxy server.
@@ -85,6 +89,8 @@ pub struct Channel {
     pub max_in_flight: Option<i64>,
     pub pass_account_filter: bool,
     pub is_local: bool,
+    /// Whether the channel is given the gateway's callback URL as each task's `notifyHook`.
+    pub callbacks: bool,
     pub created_at: i64,
 }
 
@@ -118,6 +124,7 @@ pub struct NewChannel {
     pub max_in_flight: Option<i64>,
     pub pass_account_filter: bool,
     pub is_local: bool,
+    pub callbacks: bool,
 }
 
 impl Default for NewChannel {
@@ -133,6 +140,7 @@ impl Default for NewChannel {
             max_in_flight: None,
             pass_account_filter: false,
             is_local: false,
+            callbacks: false,
         }
     }
 }
@@ -152,10 +160,12 @@ pub struct ChannelChange {
     pub max_in_flight: Option<i64>,
     pub pass_account_filter: Option<bool>,
     pub is_local: Option<bool>,
+    pub callbacks: Option<bool>,
 }
 
 /// Buttons, kept as JSON text in the database.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(transparent)]
 pub struct Buttons(pub Vec<Button>);
 
 impl TryFrom<String> for Buttons {
@@ -166,7 +176,8 @@ impl TryFrom<String> for Buttons {
 }
 
 /// A JSON object kept as text in the database.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(transparent)]
 pub struct JsonMap(pub Map<String, Value>);
 
 impl TryFrom<String> for JsonMap {
@@ -177,7 +188,8 @@ impl TryFrom<String> for JsonMap {
 }
 
 /// A list of strings kept as JSON text.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(transparent)]
 pub struct StringList(pub Vec<String>);
 
 impl TryFrom<String> for StringList {
@@ -188,8 +200,9 @@ impl TryFrom<String> for StringList {
 }
 
 /// A task as the gateway knows it. `mj_id` is the id clients see; `upstream_id` is the
-/// channel's id for the same task and never leaves the gateway.
-#[derive(Debug, Clone, sqlx::FromRow)]
+/// channel's id for the same task and never leaves the gateway. A notification keeps a copy
+/// of the task as it was (serde), to be shown to the client when it is sent.
+#[derive(Debug, Clone, sqlx::FromRow, Serialize, Deserialize)]
 pub struct Task {
     pub id: i64,
     pub mj_id: String,
@@ -368,4 +381,83 @@ pub struct StoredFile {
     pub size: i64,
     /// A quoted strong entity tag, derived from the content.
     pub etag: String,
+}
+
+/// Where a notification is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryState {
+    /// Not sent yet, or to be tried again.
+    Pending,
+    Delivered,
+    /// Not delivered within the configured time; no more attempts.
+    GivenUp,
+}
+
+impl DeliveryState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryState::Pending => "pending",
+            DeliveryState::Delivered => "delivered",
+            DeliveryState::GivenUp => "given_up",
+        }
+    }
+}
+
+impl TryFrom<String> for DeliveryState {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        match s.as_str() {
+            "pending" => Ok(DeliveryState::Pending),
+            "delivered" => Ok(DeliveryState::Delivered),
+            "given_up" => Ok(DeliveryState::GivenUp),
+            other => Err(format!("unknown delivery state `{other}`")),
+        }
+    }
+}
+
+/// One state of a task, to be POSTed to its `notifyHook`.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Delivery {
+    pub id: i64,
+    pub mj_id: String,
+    /// Orders the notifications of one task.
+    pub seq: i64,
+    pub url: String,
+    /// The key whose hook secret signs it.
+    pub key_id: Option<i64>,
+    #[sqlx(try_from = "String")]
+    pub status: TaskStatus,
+    pub progress: String,
+    /// The task as it was, as JSON ([`Task`]'s serde form).
+    pub payload: String,
+    #[sqlx(try_from = "String")]
+    pub state: DeliveryState,
+    pub attempts: i64,
+    pub next_attempt_at: i64,
+    pub lease_until: i64,
+    pub last_error: Option<String>,
+    pub created_at: i64,
+    pub finished_at: Option<i64>,
+}
+
+/// One try at sending a delivery.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct DeliveryAttempt {
+    pub delivery_id: i64,
+    pub at: i64,
+    /// The receiver's HTTP status, when it answered.
+    pub status_code: Option<i64>,
+    /// Why the attempt failed, when it did.
+    pub error: Option<String>,
+    pub duration_ms: i64,
+}
+
+/// What happens to a delivery after an attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeliveryNext {
+    Delivered,
+    /// Try again at this time (Unix milliseconds).
+    RetryAt(i64),
+    GiveUp,
 }

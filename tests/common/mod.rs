@@ -102,6 +102,8 @@ pub async fn test_db(db: Db) -> TestDb {
 pub struct Gateway {
     pub base: String,
     pub key: String,
+    /// The key's notification signing secret.
+    pub hook_secret: String,
     pub user_id: i64,
     /// The user's access token for the management API.
     pub access_token: String,
@@ -122,6 +124,8 @@ pub fn fast_config() -> Config {
         poll_interval: Duration::from_millis(50),
         forget_after_polls: 3,
         upstream_timeout: Duration::from_secs(5),
+        // Test receivers listen on 127.0.0.1.
+        allow_private_hooks: true,
         ..Config::default()
     }
 }
@@ -129,7 +133,17 @@ pub fn fast_config() -> Config {
 impl Gateway {
     /// A gateway on `db` with one simulator per config, each added as a channel with its own
     /// secret (`secret-<n>`). Its data folder is a fresh temporary one.
-    pub async fn start(db: Db, sims: Vec<SimConfig>, mut config: Config) -> Gateway {
+    pub async fn start(db: Db, sims: Vec<SimConfig>, config: Config) -> Gateway {
+        Self::start_with(db, sims, config, |_| {}).await
+    }
+
+    /// Like [`Gateway::start`], with `channel` changing each channel before it is created.
+    pub async fn start_with(
+        db: Db,
+        sims: Vec<SimConfig>,
+        mut config: Config,
+        channel: impl Fn(&mut NewChannel),
+    ) -> Gateway {
         init_logs();
         let files = tempfile::tempdir().unwrap();
         config.data_dir = files.path().to_path_buf();
@@ -140,16 +154,15 @@ impl Gateway {
             let secret = format!("secret-{n}");
             sim_config.secret = Some(secret.clone());
             let sim = Simulator::start(sim_config).await.unwrap();
-            store
-                .create_channel(&NewChannel {
-                    name: format!("sim-{n}"),
-                    base_url: sim.base_url(),
-                    secret,
-                    is_local: true,
-                    ..NewChannel::default()
-                })
-                .await
-                .unwrap();
+            let mut new = NewChannel {
+                name: format!("sim-{n}"),
+                base_url: sim.base_url(),
+                secret,
+                is_local: true,
+                ..NewChannel::default()
+            };
+            channel(&mut new);
+            store.create_channel(&new).await.unwrap();
             started.push(sim);
         }
         let created = admin::create_user(&*store, "alice", Role::User)
@@ -157,30 +170,72 @@ impl Gateway {
             .unwrap();
         let user = created.user;
         let key = admin::create_key(&*store, &user, None, None).await.unwrap();
-        let state = AppState::with_store(config, store).await.unwrap();
-        let app = App::from_state(state.clone()).await.unwrap();
-        let base = format!("http://{}", app.local_addr());
+        let mut gateway = Gateway {
+            base: String::new(),
+            key: key.secret,
+            hook_secret: key.hook_secret,
+            user_id: user.id,
+            access_token: created.access_token,
+            state: AppState::with_store(config, store).await.unwrap(),
+            sims: started,
+            http: reqwest::Client::new(),
+            stop: None,
+            server: None,
+            _db: db,
+            files,
+        };
+        gateway.serve().await;
+        gateway
+    }
+
+    /// Runs an app on the gateway's state (on a new port).
+    async fn serve(&mut self) {
+        let app = App::from_state(self.state.clone()).await.unwrap();
+        self.base = format!("http://{}", app.local_addr());
+        self.state = app.state().clone();
         let (stop, stopped) = oneshot::channel();
-        let server = tokio::spawn(async move {
+        self.stop = Some(stop);
+        self.server = Some(tokio::spawn(async move {
             app.run(async {
                 let _ = stopped.await;
             })
             .await
             .unwrap();
-        });
-        Gateway {
-            base,
-            key: key.secret,
-            user_id: user.id,
-            access_token: created.access_token,
-            state,
-            sims: started,
-            http: reqwest::Client::new(),
-            stop: Some(stop),
-            server: Some(server),
-            _db: db,
-            files,
+        }));
+    }
+
+    /// Stops the gateway (its workers too) and starts a new one on the same database, with
+    /// a fresh store, the same channels, user and key, and `config`.
+    pub async fn restart(mut self, mut config: Config) -> Gateway {
+        config.data_dir = self.files.path().to_path_buf();
+        self.stop_server().await;
+        let store = store::open(&self._db.url).await.unwrap();
+        self.state = AppState::with_store(config, store).await.unwrap();
+        self.serve().await;
+        self
+    }
+
+    async fn stop_server(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
         }
+        if let Some(server) = self.server.take() {
+            server.await.unwrap();
+        }
+    }
+
+    /// GET on the management API as the user with this `(access token, user id)`.
+    pub async fn manage_get(&self, (token, user_id): &(String, i64), path: &str) -> (u16, Value) {
+        let response = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(token)
+            .header("New-Api-User", user_id.to_string())
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
     }
 
     pub fn store(&self) -> &dyn Store {
@@ -284,12 +339,7 @@ impl Gateway {
 
     /// Stops the gateway and waits for its workers to end.
     pub async fn shutdown(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(server) = self.server.take() {
-            server.await.unwrap();
-        }
+        self.stop_server().await;
         for sim in self.sims.drain(..) {
             sim.stop().await;
         }

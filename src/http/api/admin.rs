@@ -180,7 +180,9 @@ pub async fn create_key(
         .expires_at
         .map(|t| if t > 100_000_000_000 { t } else { t * 1000 });
     let created = admin::create_key(&*state.store, &user, input.limit, expires_at).await?;
-    Ok(Data(json!({"id": created.key.id, "key": created.secret})))
+    Ok(Data(
+        json!({"id": created.key.id, "key": created.secret, "hook_secret": created.hook_secret}),
+    ))
 }
 
 pub async fn enable_key(

@@ -26,6 +26,8 @@ pub struct ChannelOut {
     max_in_flight: Option<i64>,
     pass_account_filter: bool,
     is_local: bool,
+    /// Whether it is given the gateway's callback URL as each task's `notifyHook`.
+    callbacks: bool,
     /// Unfinished tasks on it now.
     in_flight: i64,
     health: HealthView,
@@ -45,6 +47,7 @@ impl ChannelOut {
             max_in_flight: c.max_in_flight,
             pass_account_filter: c.pass_account_filter,
             is_local: c.is_local,
+            callbacks: c.callbacks,
             in_flight,
             health,
         }
@@ -92,6 +95,7 @@ pub struct ChannelIn {
     pass_account_filter: Option<bool>,
     #[serde(alias = "local")]
     is_local: Option<bool>,
+    callbacks: Option<bool>,
 }
 
 pub async fn create_channel(
@@ -111,6 +115,7 @@ pub async fn create_channel(
         max_in_flight: input.max_in_flight.filter(|cap| *cap > 0),
         pass_account_filter: input.pass_account_filter.unwrap_or_default(),
         is_local: input.is_local.unwrap_or_default(),
+        callbacks: input.callbacks.unwrap_or_default(),
     };
     admin::check_channel(&mut new).map_err(bad)?;
     let mut channel = state.store.create_channel(&new).await?;
@@ -146,6 +151,7 @@ pub async fn update_channel(
         max_in_flight: input.max_in_flight,
         pass_account_filter: input.pass_account_filter,
         is_local: input.is_local,
+        callbacks: input.callbacks,
     };
     let channel = change(&state, id, update).await?;
     Ok(Data(out(&state, channel).await?))

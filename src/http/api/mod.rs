@@ -1,10 +1,11 @@
 //! The management API (`/api/...`, SPEC 3): task histories for users and admins, and the
-//! admin's users, keys, channels, prices and top-ups. Its envelope is New-API's:
+//! admin's users, keys, channels, prices and top-ups, and a task's client notifications. Its envelope is New-API's:
 //! `{"success", "message", "data"}`.
 
 mod admin;
 mod auth;
 mod channels;
+mod deliveries;
 mod history;
 
 use crate::state::AppState;
@@ -40,6 +41,7 @@ pub fn router() -> Router<AppState> {
         .route("/channel/{id}/enable", post(channels::enable_channel))
         .route("/channel/{id}/disable", post(channels::disable_channel))
         .route("/price/", get(admin::list_prices).put(admin::set_price))
+        .route("/task/{mj_id}/deliveries", get(deliveries::task_deliveries))
         .fallback(|| async { ManageError::NotFound("no such route".to_string()) })
 }
 

@@ -86,8 +86,8 @@ impl_for_sql!(AccountStore {
 
     async fn create_key(&self, new: &NewKey) -> StoreResult<ApiKey> {
         let sql = format!(
-            "INSERT INTO api_keys (user_id, key_hash, key_hint, expires_at, quota_limit, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6) RETURNING {KEY_COLUMNS}"
+            "INSERT INTO api_keys (user_id, key_hash, key_hint, expires_at, quota_limit, \
+             hook_secret, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {KEY_COLUMNS}"
         );
         sqlx::query_as(&sql)
             .bind(new.user_id)
@@ -95,6 +95,7 @@ impl_for_sql!(AccountStore {
             .bind(new.key_hint.as_str())
             .bind(new.expires_at)
             .bind(new.quota_limit)
+            .bind(new.hook_secret.as_str())
             .bind(now_ms())
             .fetch_one(&self.pool)
             .await
@@ -126,6 +127,14 @@ impl_for_sql!(AccountStore {
     async fn set_key_enabled(&self, id: i64, enabled: bool) -> StoreResult<Option<ApiKey>> {
         let sql = format!("UPDATE api_keys SET enabled = $1 WHERE id = $2 RETURNING {KEY_COLUMNS}");
         Ok(sqlx::query_as(&sql).bind(enabled).bind(id).fetch_optional(&self.pool).await?)
+    }
+
+    async fn key_hook_secret(&self, key_id: i64) -> StoreResult<Option<String>> {
+        let secret: Option<(String,)> = sqlx::query_as("SELECT hook_secret FROM api_keys WHERE id = $1")
+            .bind(key_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(secret.map(|(s,)| s))
     }
 
     async fn list_prices(&self) -> StoreResult<Vec<PriceRule>> {

@@ -6,14 +6,14 @@ use crate::store::{Channel, ChannelChange, NewChannel, StoreResult};
 use std::collections::HashMap;
 
 const CHANNEL_COLUMNS: &str = "id, name, base_url, secret, enabled, priority, weight, modes, \
-     bot_types, max_in_flight, pass_account_filter, is_local, created_at";
+     bot_types, max_in_flight, pass_account_filter, is_local, callbacks, created_at";
 
 impl_for_sql!(ChannelStore {
     async fn create_channel(&self, new: &NewChannel) -> StoreResult<Channel> {
         let sql = format!(
             "INSERT INTO channels (name, base_url, secret, priority, weight, modes, bot_types, \
-             max_in_flight, pass_account_filter, is_local, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING {CHANNEL_COLUMNS}"
+             max_in_flight, pass_account_filter, is_local, callbacks, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING {CHANNEL_COLUMNS}"
         );
         sqlx::query_as(&sql)
             .bind(new.name.as_str())
@@ -26,6 +26,7 @@ impl_for_sql!(ChannelStore {
             .bind(new.max_in_flight)
             .bind(new.pass_account_filter)
             .bind(new.is_local)
+            .bind(new.callbacks)
             .bind(now_ms())
             .fetch_one(&self.pool)
             .await
@@ -51,7 +52,7 @@ impl_for_sql!(ChannelStore {
              max_in_flight = CASE WHEN CAST($10 AS BIGINT) IS NULL THEN max_in_flight \
                  WHEN CAST($10 AS BIGINT) = 0 THEN NULL ELSE CAST($10 AS BIGINT) END, \
              pass_account_filter = COALESCE($11, pass_account_filter), \
-             is_local = COALESCE($12, is_local) \
+             is_local = COALESCE($12, is_local), callbacks = COALESCE($13, callbacks) \
              WHERE id = $1 RETURNING {CHANNEL_COLUMNS}"
         );
         sqlx::query_as(&sql)
@@ -67,6 +68,7 @@ impl_for_sql!(ChannelStore {
             .bind(change.max_in_flight)
             .bind(change.pass_account_filter)
             .bind(change.is_local)
+            .bind(change.callbacks)
             .fetch_optional(&self.pool)
             .await
             .map_err(conflict("channel"))

@@ -5,6 +5,7 @@
 mod accounts;
 mod channels;
 mod coordination;
+mod deliveries;
 mod files;
 mod ledger;
 mod postgres;
@@ -135,6 +136,8 @@ macro_rules! impl_for_sql {
             for<'r> $crate::store::Channel: sqlx::FromRow<'r, DB::Row>,
             for<'r> $crate::store::Task: sqlx::FromRow<'r, DB::Row>,
             for<'r> $crate::store::TaskFile: sqlx::FromRow<'r, DB::Row>,
+            for<'r> $crate::store::Delivery: sqlx::FromRow<'r, DB::Row>,
+            for<'r> $crate::store::DeliveryAttempt: sqlx::FromRow<'r, DB::Row>,
             usize: sqlx::ColumnIndex<DB::Row>,
         {
             $($body)*

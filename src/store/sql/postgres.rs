@@ -14,6 +14,11 @@ const MIGRATIONS: Embedded = Embedded(&[
         include_str!("../../../migrations/postgres/0001_init.sql"),
     ),
     (
+        2,
+        "callbacks",
+        include_str!("../../../migrations/postgres/0002_callbacks.sql"),
+    ),
+    (
         3,
         "images",
         include_str!("../../../migrations/postgres/0003_images.sql"),

@@ -97,38 +97,47 @@ impl_for_sql!(TaskStore {
         upstream_id: &str,
         status: TaskStatus,
     ) -> StoreResult<()> {
-        sqlx::query(
+        let now = crate::domain::ids::now_ms();
+        let sql = format!(
             "UPDATE tasks SET channel_id = $1, upstream_id = $2, status = $3, updated_at = $4 \
-             WHERE mj_id = $5",
-        )
-        .bind(channel_id)
-        .bind(upstream_id)
-        .bind(status.as_str())
-        .bind(crate::domain::ids::now_ms())
-        .bind(mj_id)
-        .execute(&self.pool)
-        .await
-        .map_err(conflict("upstream task"))?;
+             WHERE mj_id = $5 RETURNING {TASK_COLUMNS}"
+        );
+        let mut tx = self.pool.begin().await?;
+        let forwarded: Option<Task> = sqlx::query_as(&sql)
+            .bind(channel_id)
+            .bind(upstream_id)
+            .bind(status.as_str())
+            .bind(now)
+            .bind(mj_id)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(conflict("upstream task"))?;
+        if let Some(task) = &forwarded {
+            Self::queue_notification_in(&mut tx, task, now).await?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 
     async fn begin_modal_task(&self, mj_id: &str, price: i64, now: i64) -> StoreResult<bool> {
         let mut tx = self.pool.begin().await?;
-        let begun: Option<(i64, Option<i64>)> = sqlx::query_as(
+        let sql = format!(
             "UPDATE tasks SET status = 'SUBMITTED', progress = '0%', quota = $1, updated_at = $2 \
-             WHERE mj_id = $3 AND status = 'MODAL' RETURNING user_id, key_id",
-        )
-        .bind(price)
-        .bind(now)
-        .bind(mj_id)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some((user_id, key_id)) = begun else {
+             WHERE mj_id = $3 AND status = 'MODAL' RETURNING {TASK_COLUMNS}"
+        );
+        let begun: Option<Task> = sqlx::query_as(&sql)
+            .bind(price)
+            .bind(now)
+            .bind(mj_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(task) = begun else {
             return Ok(false);
         };
         if price > 0 {
-            Self::charge_in(&mut tx, user_id, key_id, mj_id, price, now).await?;
+            Self::charge_in(&mut tx, task.user_id, task.key_id, mj_id, price, now).await?;
         }
+        Self::queue_notification_in(&mut tx, &task, now).await?;
         tx.commit().await?;
         Ok(true)
     }
@@ -171,6 +180,10 @@ impl_for_sql!(TaskStore {
                 TaskStatus::Success => Self::queue_copies_in(&mut tx, task, now).await?,
                 _ => {}
             }
+            // Clients hear of status and progress; the other fields ride along.
+            if task.status != seen.status || task.progress != seen.progress {
+                Self::queue_notification_in(&mut tx, task, now).await?;
+            }
         }
         tx.commit().await?;
         Ok(updated)
@@ -188,8 +201,9 @@ impl_for_sql!(TaskStore {
             .bind(mj_id)
             .fetch_optional(&mut *tx)
             .await?;
-        if failed.is_some() {
+        if let Some(task) = &failed {
             Self::refund_in(&mut tx, mj_id, now).await?;
+            Self::queue_notification_in(&mut tx, task, now).await?;
         }
         tx.commit().await?;
         Ok(failed)
