@@ -1,10 +1,12 @@
 //! Three `mjgate serve` processes on one PostgreSQL database in front of three simulators:
 //! thousands of tasks through all of them, one killed with SIGKILL in the middle, and every
-//! task still ends, every refund happens once, nothing reaches an upstream twice, and no task
-//! is polled by two processes at once. Skipped without PostgreSQL.
+//! task still ends, every refund happens once, every callback state is delivered, nothing
+//! reaches an upstream twice, and no task is polled by two processes at once. Skipped
+//! without PostgreSQL.
 
 mod common;
 
+use common::hooks::HookReceiver;
 use common::{Db, postgres_url, test_db};
 use futures_util::StreamExt;
 use mjgate::admin;
@@ -17,6 +19,8 @@ use std::time::{Duration, Instant};
 
 const TASKS: usize = 2000;
 const IN_FLIGHT: usize = 24;
+/// One task in this many asks for callbacks.
+const HOOKED_EVERY: usize = 4;
 
 struct Gateway {
     child: Child,
@@ -47,6 +51,8 @@ fn spawn_gateway(database_url: &str, data_dir: &std::path::Path) -> Gateway {
         .env("MJGATE_DATA_DIR", data_dir)
         .env("MJGATE_POLL_INTERVAL", "200ms")
         .env("MJGATE_UPSTREAM_TIMEOUT", "10s")
+        // The test's callback receiver listens on 127.0.0.1.
+        .env("MJGATE_ALLOW_PRIVATE_HOOKS", "true")
         .env("RUST_LOG", "error")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -106,6 +112,7 @@ async fn three_processes_share_the_work_and_survive_a_kill() {
         .unwrap()
         .secret;
 
+    let hook = HookReceiver::start().await;
     let data = tempfile::tempdir().unwrap();
     let mut gateways: Vec<Option<Gateway>> = (0..3)
         .map(|_| Some(spawn_gateway(&db.url, data.path())))
@@ -134,13 +141,17 @@ async fn three_processes_share_the_work_and_survive_a_kill() {
     let answers: Vec<(usize, Result<Value, String>)> = futures_util::stream::iter(0..TASKS)
         .map(|n| {
             let (http, key, bases, killed) = (&http, &key, &bases, &killed);
+            let mut body = json!({"prompt": format!("task {n}")});
+            if n % HOOKED_EVERY == 0 {
+                body["notifyHook"] = json!(hook.url);
+            }
             async move {
                 let mut target = n % 3;
                 loop {
                     let sent = http
                         .post(format!("{}/mj/submit/imagine", bases[target]))
                         .bearer_auth(key)
-                        .json(&json!({"prompt": format!("task {n}")}))
+                        .json(&body)
                         .send()
                         .await;
                     match sent {
@@ -177,6 +188,12 @@ async fn three_processes_share_the_work_and_survive_a_kill() {
         .filter_map(|(_, a)| a.as_ref().ok())
         .filter(|a| matches!(a["code"].as_i64(), Some(1 | 22)))
         .map(|a| a["result"].as_str().unwrap().to_string())
+        .collect();
+    let hooked: Vec<String> = answers
+        .iter()
+        .filter(|(n, _)| n % HOOKED_EVERY == 0)
+        .filter_map(|(_, a)| a.as_ref().ok())
+        .filter_map(|a| a["result"].as_str().map(str::to_string))
         .collect();
     let unanswered = answers.iter().filter(|(_, a)| a.is_err()).count();
     let refused: Vec<&Value> = answers
@@ -223,6 +240,48 @@ async fn three_processes_share_the_work_and_survive_a_kill() {
     }
     let problems = store.ledger_check().await.unwrap();
     assert!(problems.is_empty(), "{problems:?}");
+
+    // Every callback state of every hooked task was delivered, in order.
+    let deadline = Instant::now() + Duration::from_secs(180);
+    let mut deliveries = 0;
+    for id in &hooked {
+        let states = loop {
+            let states = store.task_deliveries(id).await.unwrap();
+            if states.iter().all(|(d, _)| d.state.as_str() == "delivered") {
+                break states;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the callbacks of {id} were never all delivered"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        };
+        assert_eq!(states.last().unwrap().0.status.as_str(), "SUCCESS", "{id}");
+        deliveries += states.len();
+    }
+    let calls = hook.calls();
+    let mut seen_by_task: HashMap<String, Vec<(String, u64)>> = HashMap::new();
+    for call in calls.iter().filter(|c| c.accepted()) {
+        let progress = call.body["progress"]
+            .as_str()
+            .unwrap()
+            .trim_end_matches('%')
+            .parse()
+            .unwrap();
+        seen_by_task
+            .entry(call.body["id"].as_str().unwrap().to_string())
+            .or_default()
+            .push((call.body["status"].as_str().unwrap().to_string(), progress));
+    }
+    for id in &hooked {
+        let seen = &seen_by_task[id];
+        assert!(
+            seen.windows(2).all(|w| w[0].1 <= w[1].1),
+            "{id} heard out of order: {seen:?}"
+        );
+        assert_eq!(seen.last().unwrap().0, "SUCCESS");
+    }
+    let deliver_time = started.elapsed();
 
     // Nothing reached an upstream twice: every prompt was submitted at most once.
     let mut seen = HashSet::new();
@@ -279,11 +338,15 @@ async fn three_processes_share_the_work_and_survive_a_kill() {
         .count();
     println!(
         "multi-process: {TASKS} submissions ({} accepted, {unanswered} unanswered at the kill) in {:.1}s; \
-         {} tasks, {successes} succeeded, all final after {:.1}s; polls per process {polls_by_instance:?}",
+         {} tasks, {successes} succeeded, all final after {:.1}s; {deliveries} callbacks of {} hooked \
+         tasks delivered ({} calls received) after {:.1}s; polls per process {polls_by_instance:?}",
         accepted.len(),
         submit_time.as_secs_f64(),
         tasks.len(),
         finish_time.as_secs_f64(),
+        hooked.len(),
+        calls.len(),
+        deliver_time.as_secs_f64(),
     );
     drop(gateways);
     for sim in sims {
