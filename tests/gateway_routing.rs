@@ -396,7 +396,82 @@ async fn caps_and_actions_stay_on_their_channel(db: Db) {
     gw.shutdown().await;
 }
 
+/// Two gateways on one database race twenty submissions for a channel capped at three:
+/// exactly three get in.
+async fn caps_hold_across_processes(db: Db) {
+    // A slow upstream, so that the submissions are all in flight at once.
+    let waiting = SimConfig {
+        pace: Pace::Step(Duration::from_secs(3600)),
+        concurrency: 50,
+        faults: Faults {
+            submit_delay_ms: 300,
+            ..Faults::default()
+        },
+        ..SimConfig::default()
+    };
+    let gw = funded(Gateway::start(db, vec![waiting], fast_config()).await).await;
+    gw.configure_channel(
+        0,
+        ChannelChange {
+            max_in_flight: Some(3),
+            ..Default::default()
+        },
+    )
+    .await;
+    let store = mjgate::store::open(gw.database_url()).await.unwrap();
+    let second = mjgate::AppState::with_store(fast_config(), store)
+        .await
+        .unwrap();
+    let app = mjgate::App::from_state(second).await.unwrap();
+    let second_base = format!("http://{}", app.local_addr());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(app.run(async {
+        let _ = stopped.await;
+    }));
+
+    let submit = |base: String| {
+        let http = gw.http.clone();
+        let key = gw.key.clone();
+        async move {
+            let response = http
+                .post(format!("{base}/mj/submit/imagine"))
+                .bearer_auth(key)
+                .json(&json!({"prompt": "capped"}))
+                .send()
+                .await
+                .unwrap();
+            (
+                response.status().as_u16(),
+                response.json::<Value>().await.unwrap(),
+            )
+        }
+    };
+    let answers = join_all((0..20).map(|n| {
+        let base = if n % 2 == 0 {
+            gw.base.clone()
+        } else {
+            second_base.clone()
+        };
+        submit(base)
+    }))
+    .await;
+    let accepted = answers
+        .iter()
+        .filter(|(s, a)| *s == 200 && a["code"] == 1)
+        .count();
+    let full = answers
+        .iter()
+        .filter(|(s, a)| *s == 503 && a["code"] == 24)
+        .count();
+    assert_eq!((accepted, full), (3, 17), "{answers:?}");
+    assert!(gw.store().ledger_check().await.unwrap().is_empty());
+    let _ = stop.send(());
+    server.await.unwrap().unwrap();
+    gw.shutdown().await;
+}
+
 both_backends!(
+    caps_hold_across_processes,
     failover_health_and_recovery,
     modes_choose_channels_and_prices,
     weights_spread_submissions,

@@ -59,6 +59,16 @@ pub async fn submit_task(
 
     let mut last_problem = None;
     for channel in candidates.iter().take(MAX_ATTEMPTS) {
+        if let Some(cap) = channel.max_in_flight {
+            if !state
+                .store
+                .reserve_channel(&task.mj_id, channel.id, cap)
+                .await?
+            {
+                last_problem = Some(format!("channel {} is full", channel.name));
+                continue;
+            }
+        }
         let callback = channel.callbacks.then(|| callback_url(state, channel.id));
         let body = upstream_body(&sub, channel, callback);
         let answer = state.upstream.submit(channel, sub.path, &body).await;

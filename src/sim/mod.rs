@@ -59,6 +59,8 @@ pub struct Faults {
     pub http500_all: bool,
     /// Every submit hangs while set.
     pub hang_all: bool,
+    /// Every submit waits this long before it answers (a slow upstream).
+    pub submit_delay_ms: u64,
 }
 
 impl Default for Faults {
@@ -72,6 +74,7 @@ impl Default for Faults {
             forget_all: false,
             http500_all: false,
             hang_all: false,
+            submit_delay_ms: 0,
         }
     }
 }

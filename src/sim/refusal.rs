@@ -53,7 +53,8 @@ pub(super) fn parse<T: DeserializeOwned>(body: &Bytes) -> Result<T, Refusal> {
     serde_json::from_slice(body).map_err(|e| Refusal::BadJson(e.to_string()))
 }
 
-/// The fault switches: a hang waits until the simulator stops, a 500 creates nothing.
+/// The fault switches: a hang waits until the simulator stops, a 500 creates nothing, a
+/// delay slows the answer.
 pub(super) async fn faults(state: &SimState, prompt: &str) -> Result<super::Faults, Refusal> {
     let faults = state.faults();
     let has = |word: &str| !word.is_empty() && prompt.contains(word);
@@ -63,6 +64,13 @@ pub(super) async fn faults(state: &SimState, prompt: &str) -> Result<super::Faul
     }
     if faults.http500_all || has(&faults.http500_word) {
         return Err(Refusal::Http500);
+    }
+    if faults.submit_delay_ms > 0 {
+        let delay = std::time::Duration::from_millis(faults.submit_delay_ms);
+        tokio::select! {
+            _ = state.shutdown.cancelled() => return Err(Refusal::Stopped),
+            _ = tokio::time::sleep(delay) => {}
+        }
     }
     Ok(faults)
 }

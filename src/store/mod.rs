@@ -126,6 +126,10 @@ pub trait ChannelStore {
     -> StoreResult<Option<Channel>>;
     /// Unfinished tasks per channel (channels without any are left out).
     async fn in_flight_by_channel(&self) -> StoreResult<HashMap<i64, i64>>;
+    /// Puts a task on a channel if the channel holds fewer than `cap` other unfinished tasks.
+    /// The count and the claim are one transaction that holds the channel's row, so that
+    /// processes racing for its last slot cannot both take it.
+    async fn reserve_channel(&self, mj_id: &str, channel_id: i64, cap: i64) -> StoreResult<bool>;
 }
 
 /// Tasks and their lifecycle.

@@ -242,6 +242,11 @@ impl Gateway {
         &*self.state.store
     }
 
+    /// The gateway's database, for a second gateway process on it.
+    pub fn database_url(&self) -> &str {
+        &self._db.url
+    }
+
     /// The id of the channel in front of simulator `n`.
     pub async fn channel_id(&self, n: usize) -> i64 {
         let name = format!("sim-{n}");

@@ -83,4 +83,33 @@ impl_for_sql!(ChannelStore {
         .await?;
         Ok(rows.into_iter().collect())
     }
+
+    async fn reserve_channel(&self, mj_id: &str, channel_id: i64, cap: i64) -> StoreResult<bool> {
+        let mut tx = self.pool.begin().await?;
+        // A write to the channel's row: PostgreSQL locks the row, SQLite the database, until
+        // the transaction ends.
+        sqlx::query("UPDATE channels SET max_in_flight = max_in_flight WHERE id = $1")
+            .bind(channel_id)
+            .execute(&mut *tx)
+            .await?;
+        let (others,): (i64,) = sqlx::query_as(
+            "SELECT COUNT(*) FROM tasks WHERE channel_id = $1 AND mj_id <> $2 \
+             AND status NOT IN ('SUCCESS', 'FAILURE', 'CANCEL', 'MODAL')",
+        )
+        .bind(channel_id)
+        .bind(mj_id)
+        .fetch_one(&mut *tx)
+        .await?;
+        if others >= cap {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        sqlx::query("UPDATE tasks SET channel_id = $1 WHERE mj_id = $2")
+            .bind(channel_id)
+            .bind(mj_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
 });
