@@ -7,6 +7,7 @@ pub mod cli;
 pub mod config;
 pub mod domain;
 pub mod http;
+pub mod net_guard;
 pub mod notify;
 pub mod proto;
 pub mod relay;

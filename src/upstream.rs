@@ -1,9 +1,8 @@
 //! The client for upstream midjourney-proxy servers: one shared HTTP client, the channel's
 //! own secret on every call, and errors classified by whether the request may have arrived.
-//! Files named by upstream answers are fetched through [`guard`].
+//! Files named by upstream answers are fetched through the [`net_guard`].
 
-pub mod guard;
-
+use crate::net_guard;
 use crate::proto::{ListByConditionRequest, SubmitResult, TaskJson};
 use crate::store::Channel;
 use bytes::Bytes;
@@ -104,11 +103,11 @@ impl UpstreamClient {
             http: build(builder().redirect(reqwest::redirect::Policy::none())),
             public_files: build(
                 builder()
-                    .dns_resolver(std::sync::Arc::new(guard::PublicOnlyResolver))
-                    .redirect(guard::redirect_policy()),
+                    .dns_resolver(std::sync::Arc::new(net_guard::PublicOnly))
+                    .redirect(net_guard::redirect_policy()),
             ),
             local_files: build(
-                builder().redirect(reqwest::redirect::Policy::limited(guard::MAX_REDIRECTS)),
+                builder().redirect(reqwest::redirect::Policy::limited(net_guard::MAX_REDIRECTS)),
             ),
         }
     }
@@ -160,7 +159,7 @@ impl UpstreamClient {
         let client = if allow_private {
             &self.local_files
         } else {
-            guard::check_host(&parsed)
+            net_guard::check_public(&parsed)
                 .await
                 .map_err(UpstreamError::Refused)?;
             &self.public_files

@@ -89,7 +89,7 @@ pub async fn notify_hook_address(hook: &str, allow_private: bool) -> Result<(), 
         return Ok(());
     }
     let url = http_url("notifyHook", hook)?;
-    crate::notify::address::check_public(&url)
+    crate::net_guard::check_public(&url)
         .await
         .map_err(|why| invalid(format!("notifyHook {why}")))
 }

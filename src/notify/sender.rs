@@ -2,9 +2,9 @@
 //! redirects (a redirect could lead anywhere), and, unless private hooks are allowed, a
 //! resolver that refuses private addresses.
 
-use super::address::{PublicOnly, is_public, literal_ip};
 use super::signature;
 use crate::domain::ids::now_ms;
+use crate::net_guard::{PublicOnly, is_public, literal_ip};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 

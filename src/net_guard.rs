@@ -1,13 +1,14 @@
-//! Hooks may not point into private, loopback or link-local networks (unless configuration
-//! allows it): a client must not make the gateway call its own neighbours. Checked when a
-//! hook is submitted, and again by the resolver of the client that sends, because a name can
-//! resolve differently later.
+//! The guard for outbound requests to URLs that come from outside (image links in upstream
+//! answers, clients' callback hooks): public addresses only, unless configuration or the
+//! channel allows private ones. It applies to the URL before the request, to every address a
+//! name resolves to (the clients' resolver, which also defeats DNS rebinding), and to every
+//! redirect hop, so that no step can lead into the local network.
 
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
-/// How long a submission waits for the hook's name to resolve.
+/// How long a check waits for a name to resolve.
 const LOOKUP_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Whether `ip` is an ordinary address on the public internet.
@@ -62,22 +63,34 @@ pub fn literal_ip(url: &reqwest::Url) -> Option<IpAddr> {
         .ok()
 }
 
+/// Refuses a URL that is not http(s) or whose host is a non-public address.
+pub fn check_url(url: &reqwest::Url) -> Result<(), String> {
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(format!("{url}: only http and https are allowed"));
+    }
+    match url.host_str() {
+        None => Err(format!("{url}: no host")),
+        Some(_) => literal_ip(url).map_or(Ok(()), refuse_private),
+    }
+}
+
 /// Refuses a URL whose host is, or resolves to, a non-public address. A name that does not
-/// resolve now is let through: the sender's resolver refuses it later if it then resolves
-/// into a private network.
+/// resolve now is let through: the [`PublicOnly`] resolver of the client that sends refuses
+/// it later if it then resolves into a private network.
 pub async fn check_public(url: &reqwest::Url) -> Result<(), String> {
+    check_url(url)?;
     let Some(host) = url.host_str() else {
         return Err("has no host".to_string());
     };
-    if let Some(ip) = literal_ip(url) {
-        return refuse_private(ip);
+    if literal_ip(url).is_some() {
+        return Ok(());
     }
     let port = url.port_or_known_default().unwrap_or(80);
     let lookup = tokio::time::timeout(LOOKUP_TIMEOUT, tokio::net::lookup_host((host, port)));
     match lookup.await {
         Ok(Ok(addrs)) => addrs.map(|a| a.ip()).try_for_each(refuse_private),
         Ok(Err(e)) => {
-            tracing::debug!(%host, error = %e, "hook host does not resolve");
+            tracing::debug!(%host, error = %e, "host does not resolve");
             Ok(())
         }
         Err(_) => Ok(()),
@@ -116,6 +129,22 @@ impl Resolve for PublicOnly {
         })
     }
 }
+
+/// Redirects for guarded fetches: a few hops, each checked like the first URL.
+pub fn redirect_policy() -> reqwest::redirect::Policy {
+    reqwest::redirect::Policy::custom(|attempt| {
+        if attempt.previous().len() >= MAX_REDIRECTS {
+            return attempt.error("too many redirects");
+        }
+        match check_url(attempt.url()) {
+            Ok(()) => attempt.follow(),
+            Err(reason) => attempt.error(format!("redirect refused: {reason}")),
+        }
+    })
+}
+
+/// Redirect hops followed when fetching a file.
+pub const MAX_REDIRECTS: usize = 5;
 
 #[cfg(test)]
 mod tests {
@@ -164,5 +193,14 @@ mod tests {
         }
         let public = reqwest::Url::parse("https://93.184.216.34/hook").unwrap();
         assert!(check_public(&public).await.is_ok());
+    }
+
+    #[test]
+    fn urls_are_checked_by_scheme_and_literal_host() {
+        let check = |u: &str| check_url(&reqwest::Url::parse(u).unwrap());
+        assert!(check("https://cdn.discordapp.com/a.png").is_ok());
+        assert!(check("http://127.0.0.1:8080/a.png").is_err());
+        assert!(check("http://[::1]/a.png").is_err());
+        assert!(check("file:///etc/passwd").is_err());
     }
 }
