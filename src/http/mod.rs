@@ -2,6 +2,7 @@
 //! prefixes), the gateway's image and video URLs, and the route upstreams call back.
 
 mod api;
+mod buttons;
 mod callback;
 pub mod error;
 pub mod extract;
@@ -49,10 +50,10 @@ fn mj_routes() -> Router<AppState> {
         .route("/submit/blend", post(submit::blend))
         .route("/submit/describe", post(submit::describe))
         .route("/submit/shorten", post(submit::shorten))
-        .route("/submit/action", post(submit::action))
-        .route("/submit/modal", post(submit::modal))
-        .route("/submit/change", post(submit::change))
-        .route("/submit/simple-change", post(submit::simple_change))
+        .route("/submit/action", post(buttons::action))
+        .route("/submit/modal", post(buttons::modal))
+        .route("/submit/change", post(buttons::change))
+        .route("/submit/simple-change", post(buttons::simple_change))
         .route("/submit/upload-discord-images", post(submit::upload))
         .route("/insight-face/swap", post(submit::swap_face))
         .route("/task/{id}/fetch", get(tasks::fetch))
