@@ -4,8 +4,9 @@
 use super::draw;
 use super::refusal::{Refusal, check_banned, faults, image, invalid, parse, refuse, required};
 use super::render::{self, Job};
-use super::state::{NewTask, SimState};
+use super::state::SimState;
 use super::submit::{Sim, start};
+use super::task::NewTask;
 use crate::domain::{ButtonAction, CustomId, TaskStatus};
 use crate::proto::{ActionRequest, ChangeRequest, ModalRequest, SimpleChangeRequest, code};
 use axum::extract::State;

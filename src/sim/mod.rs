@@ -14,6 +14,7 @@ mod routes;
 mod runner;
 mod state;
 mod submit;
+mod task;
 mod view;
 
 use crate::domain::Mode;

@@ -3,7 +3,6 @@
 
 use super::draw;
 use super::state::SimState;
-use super::submit::RouteMode;
 use crate::domain::{BotType, Mode, data_url};
 use crate::proto::{AccountFilter, SubmitResult, code};
 use axum::Json;
@@ -13,6 +12,10 @@ use bytes::Bytes;
 use image::RgbImage;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
+
+/// The speed mode a route prefix (`/mj-fast`, ...) asks for.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct RouteMode(pub Option<Mode>);
 
 /// Why a submit creates nothing: an answer in the protocol's envelope, or a fault.
 pub(super) enum Refusal {

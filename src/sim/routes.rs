@@ -3,8 +3,9 @@
 //! `/sim/faults` for tests.
 
 use super::buttons;
+use super::refusal::RouteMode;
 use super::state::SimState;
-use super::submit::{self, RouteMode};
+use super::submit;
 use super::{Faults, RequestRecord};
 use crate::domain::Mode;
 use crate::domain::ids::now_ms;

@@ -3,12 +3,13 @@
 //! Chinese reasons, and hands a task to the state.
 
 use super::refusal::{
-    Refusal, bot_type, check_banned, check_mode, faults, image, invalid, parse, required,
+    Refusal, RouteMode, bot_type, check_banned, check_mode, faults, image, invalid, parse, required,
 };
 use super::render::Job;
 use super::runner;
-use super::state::{NewTask, SimState};
-use crate::domain::{BotType, Dimensions, Mode, TaskAction};
+use super::state::SimState;
+use super::task::NewTask;
+use crate::domain::{BotType, Dimensions, TaskAction};
 use crate::proto::{
     BlendRequest, DescribeRequest, ImagineRequest, ShortenRequest, SubmitResult, SwapFaceRequest,
     UploadRequest, code,
@@ -20,10 +21,6 @@ use bytes::Bytes;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
-
-/// The speed mode a route prefix (`/mj-fast`, ...) asks for.
-#[derive(Debug, Clone, Copy)]
-pub(super) struct RouteMode(pub Option<Mode>);
 
 pub(super) type Sim = State<Arc<SimState>>;
 

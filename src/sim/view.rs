@@ -1,7 +1,7 @@
 //! The simulator's tasks as midjourney-proxy serializes them, and the calls to their
 //! `notifyHook`.
 
-use super::state::SimTask;
+use super::task::SimTask;
 use crate::domain::TaskStatus;
 use crate::proto::TaskJson;
 use serde_json::{Map, json};
