@@ -243,6 +243,26 @@ async fn task_lifecycle(db: Db) {
         .unwrap()
         .unwrap();
     assert_eq!(held.mj_id, task.mj_id);
+    // A task that ended before its channel answered stays ended.
+    let late = store
+        .insert_task(&new_task("1700000000000009", user.id), 0)
+        .await
+        .unwrap();
+    store
+        .fail_task(&late.mj_id, "interrupted", 1)
+        .await
+        .unwrap();
+    assert!(matches!(
+        store
+            .mark_forwarded(&late.mj_id, channel.id, "up-9", TaskStatus::Submitted)
+            .await,
+        Err(StoreError::NotFound(_))
+    ));
+    let ended = store.task(&late.mj_id).await.unwrap().unwrap();
+    assert_eq!(
+        (ended.status, ended.upstream_id),
+        (TaskStatus::Failure, None)
+    );
 
     // Compare-and-set: an update based on an old view does nothing.
     let seen = store.task(&task.mj_id).await.unwrap().unwrap();
@@ -332,7 +352,7 @@ async fn task_lifecycle(db: Db) {
         .unwrap();
     assert_eq!(listed.len(), 1);
     let recent = store.recent_user_tasks(user.id, 1).await.unwrap();
-    assert_eq!(recent[0].mj_id, other.mj_id);
+    assert_eq!(recent[0].mj_id, late.mj_id, "the newest");
 }
 
 async fn modal_starts_once(db: Db) {
@@ -562,6 +582,7 @@ async fn deliveries_in_order_under_lease(db: Db) {
         .record_attempt(
             &attempt(claimed[0].id, Some(500)),
             DeliveryNext::RetryAt(now + 1000),
+            claimed[0].lease_until,
         )
         .await
         .unwrap();
@@ -575,8 +596,23 @@ async fn deliveries_in_order_under_lease(db: Db) {
     );
     let again = store.claim_deliveries(now + 1000, lease, 10).await.unwrap();
     assert_eq!((again.len(), again[0].seq, again[0].attempts), (1, 1, 1));
+    // A worker whose lease was taken over cannot move the delivery on.
     store
-        .record_attempt(&attempt(again[0].id, Some(200)), DeliveryNext::Delivered)
+        .record_attempt(
+            &attempt(again[0].id, Some(200)),
+            DeliveryNext::Delivered,
+            lease - 1,
+        )
+        .await
+        .unwrap();
+    let (first, _) = &store.task_deliveries(&again[0].mj_id).await.unwrap()[0];
+    assert_eq!((first.state.as_str(), first.attempts), ("pending", 1));
+    store
+        .record_attempt(
+            &attempt(again[0].id, Some(200)),
+            DeliveryNext::Delivered,
+            again[0].lease_until,
+        )
         .await
         .unwrap();
     let second = store.claim_deliveries(now + 1000, lease, 10).await.unwrap();
@@ -586,7 +622,11 @@ async fn deliveries_in_order_under_lease(db: Db) {
     let second = store.claim_deliveries(now + 1000, lease, 10).await.unwrap();
     assert_eq!(second.len(), 1);
     store
-        .record_attempt(&attempt(second[0].id, None), DeliveryNext::GiveUp)
+        .record_attempt(
+            &attempt(second[0].id, None),
+            DeliveryNext::GiveUp,
+            second[0].lease_until,
+        )
         .await
         .unwrap();
     assert!(
@@ -628,7 +668,11 @@ async fn deliveries_in_order_under_lease(db: Db) {
     assert_eq!(
         summary,
         vec![
-            (DeliveryState::Delivered, vec![Some(500), Some(200)]),
+            // The stale worker's attempt is on record too.
+            (
+                DeliveryState::Delivered,
+                vec![Some(500), Some(200), Some(200)]
+            ),
             (DeliveryState::GivenUp, vec![None]),
             (DeliveryState::Pending, vec![]),
         ]

@@ -361,6 +361,12 @@ async fn accepted(
         Err(StoreError::Conflict(_)) => {
             return existing(state, caller, task, channel, upstream_id).await;
         }
+        Err(StoreError::NotFound(_)) => {
+            tracing::warn!(channel = %channel.name, task = %task.mj_id, upstream_id, "the upstream answered after the task had ended");
+            return Err(ApiError::Upstream(
+                "the upstream answered after the task had ended; it was not charged".to_string(),
+            ));
+        }
         Err(e) => return Err(e.into()),
     }
     state.task_changed();

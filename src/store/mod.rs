@@ -156,7 +156,8 @@ pub trait TaskStore {
     ) -> StoreResult<Option<Task>>;
 
     /// Records that a channel accepted the task under `upstream_id`.
-    /// `Conflict` when another task already holds that upstream id.
+    /// `Conflict` when another task already holds that upstream id; `NotFound` when the task
+    /// has ended or was forwarded already.
     async fn mark_forwarded(
         &self,
         mj_id: &str,
@@ -216,11 +217,14 @@ pub trait DeliveryStore {
         lease_until: i64,
         limit: i64,
     ) -> StoreResult<Vec<Delivery>>;
-    /// Records an attempt and what follows it, in one transaction; the lease ends.
+    /// Records an attempt and what follows it, in one transaction; the lease ends. Only the
+    /// holder of the lease `lease_until` moves the delivery on: a worker whose lease ran out
+    /// (and was taken over) records its attempt but changes nothing else.
     async fn record_attempt(
         &self,
         attempt: &DeliveryAttempt,
         next: DeliveryNext,
+        lease_until: i64,
     ) -> StoreResult<()>;
     /// Ends the leases of deliveries that were not attempted after all (a worker stopping).
     async fn release_deliveries(&self, ids: &[i64]) -> StoreResult<()>;

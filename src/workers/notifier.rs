@@ -126,7 +126,11 @@ async fn deliver(state: AppState, delivery: Delivery) {
         error,
         duration_ms: outcome.duration_ms,
     };
-    if let Err(e) = state.store.record_attempt(&attempt, next).await {
+    if let Err(e) = state
+        .store
+        .record_attempt(&attempt, next, delivery.lease_until)
+        .await
+    {
         // The lease runs out and the delivery is tried again: at least once, maybe twice.
         tracing::error!(delivery = delivery.id, error = %e, "recording a delivery attempt failed");
     }

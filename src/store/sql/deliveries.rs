@@ -64,7 +64,7 @@ impl_for_sql!(DeliveryStore {
             .await?)
     }
 
-    async fn record_attempt(&self, attempt: &DeliveryAttempt, next: DeliveryNext) -> StoreResult<()> {
+    async fn record_attempt(&self, attempt: &DeliveryAttempt, next: DeliveryNext, lease_until: i64) -> StoreResult<()> {
         let id = attempt.delivery_id;
         let (state, next_attempt_at, finished_at) = match next {
             DeliveryNext::Delivered => (DeliveryState::Delivered, attempt.at, Some(attempt.at)),
@@ -86,13 +86,14 @@ impl_for_sql!(DeliveryStore {
         sqlx::query(
             "UPDATE deliveries SET state = $1, attempts = attempts + 1, next_attempt_at = $2, \
              finished_at = $3, last_error = $4, lease_until = 0 \
-             WHERE id = $5 AND state = 'pending'",
+             WHERE id = $5 AND state = 'pending' AND lease_until = $6",
         )
         .bind(state.as_str())
         .bind(next_attempt_at)
         .bind(finished_at)
         .bind(attempt.error.as_deref())
         .bind(id)
+        .bind(lease_until)
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;

@@ -2,7 +2,7 @@
 
 use super::{conflict, impl_for_sql, placeholders};
 use crate::domain::TaskStatus;
-use crate::store::{NewTask, StoreResult, Task, TaskFilter, TaskUpdate};
+use crate::store::{NewTask, StoreError, StoreResult, Task, TaskFilter, TaskUpdate};
 
 const TASK_COLUMNS: &str = "id, mj_id, user_id, key_id, channel_id, upstream_id, parent_id, \
      action, status, progress, prompt, prompt_en, description, state, bot_type, mode, custom_id, \
@@ -100,7 +100,7 @@ impl_for_sql!(TaskStore {
         let now = crate::domain::ids::now_ms();
         let sql = format!(
             "UPDATE tasks SET channel_id = $1, upstream_id = $2, status = $3, updated_at = $4 \
-             WHERE mj_id = $5 RETURNING {TASK_COLUMNS}"
+             WHERE mj_id = $5 AND upstream_id IS NULL AND {UNFINISHED} RETURNING {TASK_COLUMNS}"
         );
         let mut tx = self.pool.begin().await?;
         let forwarded: Option<Task> = sqlx::query_as(&sql)
@@ -112,9 +112,12 @@ impl_for_sql!(TaskStore {
             .fetch_optional(&mut *tx)
             .await
             .map_err(conflict("upstream task"))?;
-        if let Some(task) = &forwarded {
-            Self::queue_notification_in(&mut tx, task, now).await?;
-        }
+        // A task that ended meanwhile (failed and refunded as an interrupted submission)
+        // stays ended: it must not run on uncharged.
+        let Some(task) = &forwarded else {
+            return Err(StoreError::NotFound(format!("unfinished, unforwarded task {mj_id}")));
+        };
+        Self::queue_notification_in(&mut tx, task, now).await?;
         tx.commit().await?;
         Ok(())
     }
