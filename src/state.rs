@@ -56,7 +56,16 @@ impl AppState {
         let instance: Arc<str> = uuid::Uuid::new_v4().simple().to_string()[..12].into();
         let base_url = match &config.public_url {
             Some(url) => url.trim_end_matches('/').to_string(),
-            None => format!("http://{}", config.listen),
+            None => {
+                if config.listen.ip().is_unspecified() {
+                    tracing::warn!(
+                        listen = %config.listen,
+                        "public_url is not set: upstream callback URLs and the image URLs in client \
+                         callbacks will name an address nobody can reach; set MJGATE_PUBLIC_URL"
+                    );
+                }
+                format!("http://{}", config.listen)
+            }
         };
         Ok(Self {
             upstream: UpstreamClient::new(config.upstream_timeout, &instance),

@@ -102,9 +102,11 @@ impl UpstreamClient {
         Self {
             http: build(builder().redirect(reqwest::redirect::Policy::none())),
             public_files: build(
+                // No proxy: a proxy would resolve names itself, past the guard.
                 builder()
                     .dns_resolver(std::sync::Arc::new(net_guard::PublicOnly))
-                    .redirect(net_guard::redirect_policy()),
+                    .redirect(net_guard::redirect_policy())
+                    .no_proxy(),
             ),
             local_files: build(
                 builder().redirect(reqwest::redirect::Policy::limited(net_guard::MAX_REDIRECTS)),

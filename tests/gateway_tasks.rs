@@ -78,6 +78,7 @@ async fn imagine_to_upscale(db: Db) {
     let image = gw.http.get(image_url).send().await.unwrap();
     assert_eq!(image.status(), 200);
     assert_eq!(image.headers()["content-type"], "image/png");
+    assert_eq!(image.headers()["x-content-type-options"], "nosniff");
     let bytes = image.bytes().await.unwrap();
     assert!(image::load_from_memory(&bytes).is_ok());
     let forged = image_url.replace("sig=", "sig=00");

@@ -159,6 +159,7 @@ async fn serve_stored(
     headers.insert(header::ETAG, header_value(&etag));
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(IMMUTABLE));
     headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    nosniff(headers);
     Ok(response)
 }
 
@@ -253,7 +254,17 @@ async fn serve_upstream(
     response
         .headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    nosniff(response.headers_mut());
     Ok(response)
+}
+
+/// Browsers must take a served file for the type it is served as: an upstream's odd file
+/// is never run as a page of the gateway's site.
+fn nosniff(headers: &mut axum::http::HeaderMap) {
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
 }
 
 fn not_modified(etag: &str) -> Response {

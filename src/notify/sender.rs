@@ -44,7 +44,8 @@ impl HookClient {
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("mjgate/", env!("CARGO_PKG_VERSION")));
         if !allow_private {
-            builder = builder.dns_resolver(Arc::new(PublicOnly));
+            // A proxy would resolve names itself, past the guard.
+            builder = builder.dns_resolver(Arc::new(PublicOnly)).no_proxy();
         }
         let http = builder.build().expect("the TLS backend is compiled in");
         Self {
