@@ -2,7 +2,7 @@
 
 use super::Output;
 use crate::admin;
-use crate::store::{ChannelChange, NewChannel, Store};
+use crate::store::{ChannelChange, Store};
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use serde_json::json;
@@ -92,20 +92,13 @@ pub(super) async fn channel(store: &dyn Store, cmd: ChannelCommand) -> anyhow::R
             settings,
             out,
         } => {
-            let defaults = NewChannel::default();
-            let mut new = NewChannel {
-                name,
-                base_url,
-                secret,
-                priority: settings.priority.unwrap_or(defaults.priority),
-                weight: settings.weight.unwrap_or(defaults.weight),
-                modes: settings.modes.unwrap_or(defaults.modes),
-                bot_types: settings.bot_types.unwrap_or(defaults.bot_types),
-                max_in_flight: settings.max_in_flight.filter(|cap| *cap > 0),
-                pass_account_filter: settings.pass_account_filter.unwrap_or_default(),
-                is_local: settings.local.unwrap_or_default(),
-                callbacks: settings.callbacks.unwrap_or_default(),
-            };
+            let mut new = ChannelChange {
+                name: Some(name),
+                base_url: Some(base_url),
+                secret: Some(secret),
+                ..settings.change()
+            }
+            .into_new();
             admin::check_channel(&mut new).map_err(anyhow::Error::msg)?;
             let channel = store.create_channel(&new).await?;
             if out.json {
@@ -129,14 +122,7 @@ pub(super) async fn channel(store: &dyn Store, cmd: ChannelCommand) -> anyhow::R
                 base_url,
                 secret,
                 enabled: enable.then_some(true),
-                priority: settings.priority,
-                weight: settings.weight,
-                modes: settings.modes,
-                bot_types: settings.bot_types,
-                max_in_flight: settings.max_in_flight,
-                pass_account_filter: settings.pass_account_filter,
-                is_local: settings.local,
-                callbacks: settings.callbacks,
+                ..settings.change()
             };
             admin::check_channel_change(&mut change).map_err(anyhow::Error::msg)?;
             let channel = store.update_channel(id, &change).await?;
@@ -188,4 +174,21 @@ async fn channel_id(store: &dyn Store, name: &str) -> anyhow::Result<i64> {
         .find(|c| c.name == name)
         .map(|c| c.id)
         .with_context(|| format!("no channel named {name}"))
+}
+
+impl ChannelSettings {
+    /// The routing settings given, as a change (base URL, secret and name left out).
+    fn change(self) -> ChannelChange {
+        ChannelChange {
+            priority: self.priority,
+            weight: self.weight,
+            modes: self.modes,
+            bot_types: self.bot_types,
+            max_in_flight: self.max_in_flight,
+            pass_account_filter: self.pass_account_filter,
+            is_local: self.local,
+            callbacks: self.callbacks,
+            ..ChannelChange::default()
+        }
+    }
 }

@@ -1,36 +1,18 @@
 //! What the store keeps: users, keys, channels, tasks, notifications. Plain data, loaded
 //! with `FromRow`.
 
+use crate::domain::task::protocol_enum;
 use crate::domain::{BotType, Button, Mode, TaskAction, TaskStatus};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-/// A user's role.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
-    User,
-    Admin,
-}
-
-impl Role {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::User => "user",
-            Role::Admin => "admin",
-        }
+protocol_enum!(
+    /// A user's role.
+    Role {
+        User => "user",
+        Admin => "admin",
     }
-}
-
-impl TryFrom<String> for Role {
-    type Error = String;
-    fn try_from(s: String) -> Result<Self, String> {
-        match s.as_str() {
-            "user" => Ok(Role::User),
-            "admin" => Ok(Role::Admin),
-            other => Err(format!("unknown role `{other}`")),
-        }
-    }
-}
+);
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct User {
@@ -163,41 +145,57 @@ pub struct ChannelChange {
     pub callbacks: Option<bool>,
 }
 
+impl ChannelChange {
+    /// The new channel these settings describe, with the defaults for what they leave out
+    /// (`max_in_flight` 0: no cap).
+    pub fn into_new(self) -> NewChannel {
+        let defaults = NewChannel::default();
+        NewChannel {
+            name: self.name.unwrap_or(defaults.name),
+            base_url: self.base_url.unwrap_or(defaults.base_url),
+            secret: self.secret.unwrap_or(defaults.secret),
+            priority: self.priority.unwrap_or(defaults.priority),
+            weight: self.weight.unwrap_or(defaults.weight),
+            modes: self.modes.unwrap_or(defaults.modes),
+            bot_types: self.bot_types.unwrap_or(defaults.bot_types),
+            max_in_flight: self.max_in_flight.filter(|cap| *cap > 0),
+            pass_account_filter: self
+                .pass_account_filter
+                .unwrap_or(defaults.pass_account_filter),
+            is_local: self.is_local.unwrap_or(defaults.is_local),
+            callbacks: self.callbacks.unwrap_or(defaults.callbacks),
+        }
+    }
+}
+
 /// Buttons, kept as JSON text in the database.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct Buttons(pub Vec<Button>);
-
-impl TryFrom<String> for Buttons {
-    type Error = serde_json::Error;
-    fn try_from(s: String) -> Result<Self, Self::Error> {
-        serde_json::from_str(&s).map(Buttons)
-    }
-}
 
 /// A JSON object kept as text in the database.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct JsonMap(pub Map<String, Value>);
 
-impl TryFrom<String> for JsonMap {
-    type Error = serde_json::Error;
-    fn try_from(s: String) -> Result<Self, Self::Error> {
-        serde_json::from_str(&s).map(JsonMap)
-    }
-}
-
 /// A list of strings kept as JSON text.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct StringList(pub Vec<String>);
 
-impl TryFrom<String> for StringList {
-    type Error = serde_json::Error;
-    fn try_from(s: String) -> Result<Self, Self::Error> {
-        serde_json::from_str(&s).map(StringList)
-    }
+/// Values kept as JSON text in the database are read back from that text.
+macro_rules! from_json_text {
+    ($($name:ident),+) => {$(
+        impl TryFrom<String> for $name {
+            type Error = serde_json::Error;
+            fn try_from(s: String) -> Result<Self, Self::Error> {
+                serde_json::from_str(&s)
+            }
+        }
+    )+};
 }
+
+from_json_text!(Buttons, JsonMap, StringList);
 
 /// A task as the gateway knows it. `mj_id` is the id clients see; `upstream_id` is the
 /// channel's id for the same task and never leaves the gateway. A notification keeps a copy
@@ -301,55 +299,25 @@ pub struct TaskFilter {
 #[derive(Debug, Clone, PartialEq)]
 pub struct LedgerProblem(pub String);
 
-/// What a task's stored file is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FileKind {
-    Image,
-    Video,
-}
-
-impl FileKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            FileKind::Image => "image",
-            FileKind::Video => "video",
-        }
+protocol_enum!(
+    /// What a task's stored file is.
+    FileKind {
+        Image => "image",
+        Video => "video",
     }
-}
+);
 
-impl TryFrom<String> for FileKind {
-    type Error = String;
-    fn try_from(s: String) -> Result<Self, String> {
-        match s.as_str() {
-            "image" => Ok(FileKind::Image),
-            "video" => Ok(FileKind::Video),
-            other => Err(format!("unknown file kind `{other}`")),
-        }
+protocol_enum!(
+    /// Where a copy job stands.
+    FileState {
+        /// Waiting for (or being worked on by) the copier.
+        Pending => "pending",
+        /// Copied: `storage_key` and the rest are set.
+        Done => "done",
+        /// Given up on: the upstream's file was refused or never came.
+        Failed => "failed",
     }
-}
-
-/// Where a copy job stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FileState {
-    /// Waiting for (or being worked on by) the copier.
-    Pending,
-    /// Copied: `storage_key` and the rest are set.
-    Done,
-    /// Given up on: the upstream's file was refused or never came.
-    Failed,
-}
-
-impl TryFrom<String> for FileState {
-    type Error = String;
-    fn try_from(s: String) -> Result<Self, String> {
-        match s.as_str() {
-            "pending" => Ok(FileState::Pending),
-            "done" => Ok(FileState::Done),
-            "failed" => Ok(FileState::Failed),
-            other => Err(format!("unknown file state `{other}`")),
-        }
-    }
-}
+);
 
 /// A task's file in the gateway's storage: first the job that copies it from the upstream,
 /// then the record of the copy.
@@ -383,38 +351,16 @@ pub struct StoredFile {
     pub etag: String,
 }
 
-/// Where a notification is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum DeliveryState {
-    /// Not sent yet, or to be tried again.
-    Pending,
-    Delivered,
-    /// Not delivered within the configured time; no more attempts.
-    GivenUp,
-}
-
-impl DeliveryState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DeliveryState::Pending => "pending",
-            DeliveryState::Delivered => "delivered",
-            DeliveryState::GivenUp => "given_up",
-        }
+protocol_enum!(
+    /// Where a notification is in its life.
+    DeliveryState {
+        /// Not sent yet, or to be tried again.
+        Pending => "pending",
+        Delivered => "delivered",
+        /// Not delivered within the configured time; no more attempts.
+        GivenUp => "given_up",
     }
-}
-
-impl TryFrom<String> for DeliveryState {
-    type Error = String;
-    fn try_from(s: String) -> Result<Self, String> {
-        match s.as_str() {
-            "pending" => Ok(DeliveryState::Pending),
-            "delivered" => Ok(DeliveryState::Delivered),
-            "given_up" => Ok(DeliveryState::GivenUp),
-            other => Err(format!("unknown delivery state `{other}`")),
-        }
-    }
-}
+);
 
 /// One state of a task, to be POSTed to its `notifyHook`.
 #[derive(Debug, Clone, sqlx::FromRow)]

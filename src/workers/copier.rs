@@ -24,21 +24,8 @@ const MAX_BACKOFF: Duration = Duration::from_secs(600);
 /// Copies until `shutdown` fires. A copy cut off by the shutdown is taken up again (by this
 /// or another process) when its lease runs out.
 pub async fn run(state: AppState, shutdown: CancellationToken) {
-    let mut ticker = tokio::time::interval(state.config.poll_interval);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => break,
-            _ = ticker.tick() => {}
-        }
-        tokio::select! {
-            _ = shutdown.cancelled() => break,
-            result = copy_due(&state) => if let Err(e) = result {
-                tracing::error!(error = %e, "copy round failed");
-            }
-        }
-    }
-    tracing::info!("copier stopped");
+    let interval = state.config.poll_interval;
+    super::every("copier", interval, shutdown, || copy_due(&state)).await;
 }
 
 /// Claims and runs due jobs until none is left.

@@ -19,22 +19,8 @@ const BATCH: i64 = 100;
 
 /// Polls until `shutdown` fires.
 pub async fn run(state: AppState, shutdown: CancellationToken) {
-    let mut ticker = tokio::time::interval(state.config.poll_interval);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => break,
-            _ = ticker.tick() => {}
-        }
-        let round = poll_once(&state);
-        tokio::select! {
-            _ = shutdown.cancelled() => break,
-            result = round => if let Err(e) = result {
-                tracing::error!(error = %e, "poll round failed");
-            }
-        }
-    }
-    tracing::info!("poller stopped");
+    let interval = state.config.poll_interval;
+    super::every("poller", interval, shutdown, || poll_once(&state)).await;
 }
 
 /// One round over the channels whose turn it is, then the time limits.

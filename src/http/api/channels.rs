@@ -8,7 +8,7 @@ use crate::admin;
 use crate::http::extract::ApiJson;
 use crate::relay::routing::HealthView;
 use crate::state::AppState;
-use crate::store::{Channel, ChannelChange, NewChannel};
+use crate::store::{Channel, ChannelChange};
 use axum::extract::{Path, State};
 use serde::{Deserialize, Serialize};
 
@@ -98,28 +98,35 @@ pub struct ChannelIn {
     callbacks: Option<bool>,
 }
 
+impl From<ChannelIn> for ChannelChange {
+    fn from(input: ChannelIn) -> Self {
+        ChannelChange {
+            name: input.name,
+            base_url: input.base_url,
+            secret: input.secret,
+            enabled: input.enabled,
+            priority: input.priority,
+            weight: input.weight,
+            modes: input.modes,
+            bot_types: input.bot_types,
+            max_in_flight: input.max_in_flight,
+            pass_account_filter: input.pass_account_filter,
+            is_local: input.is_local,
+            callbacks: input.callbacks,
+        }
+    }
+}
+
 pub async fn create_channel(
     State(state): State<AppState>,
     _: Admin,
     ApiJson(input): ApiJson<ChannelIn>,
 ) -> Result<Data<ChannelOut>, ManageError> {
-    let defaults = NewChannel::default();
-    let mut new = NewChannel {
-        name: input.name.unwrap_or_default(),
-        base_url: input.base_url.unwrap_or_default(),
-        secret: input.secret.unwrap_or_default(),
-        priority: input.priority.unwrap_or(defaults.priority),
-        weight: input.weight.unwrap_or(defaults.weight),
-        modes: input.modes.unwrap_or(defaults.modes),
-        bot_types: input.bot_types.unwrap_or(defaults.bot_types),
-        max_in_flight: input.max_in_flight.filter(|cap| *cap > 0),
-        pass_account_filter: input.pass_account_filter.unwrap_or_default(),
-        is_local: input.is_local.unwrap_or_default(),
-        callbacks: input.callbacks.unwrap_or_default(),
-    };
+    let disabled = input.enabled == Some(false);
+    let mut new = ChannelChange::from(input).into_new();
     admin::check_channel(&mut new).map_err(bad)?;
     let mut channel = state.store.create_channel(&new).await?;
-    if input.enabled == Some(false) {
+    if disabled {
         channel = change(
             &state,
             channel.id,
@@ -139,21 +146,7 @@ pub async fn update_channel(
     Path(id): Path<i64>,
     ApiJson(input): ApiJson<ChannelIn>,
 ) -> Result<Data<ChannelOut>, ManageError> {
-    let update = ChannelChange {
-        name: input.name,
-        base_url: input.base_url,
-        secret: input.secret,
-        enabled: input.enabled,
-        priority: input.priority,
-        weight: input.weight,
-        modes: input.modes,
-        bot_types: input.bot_types,
-        max_in_flight: input.max_in_flight,
-        pass_account_filter: input.pass_account_filter,
-        is_local: input.is_local,
-        callbacks: input.callbacks,
-    };
-    let channel = change(&state, id, update).await?;
+    let channel = change(&state, id, input.into()).await?;
     Ok(Data(out(&state, channel).await?))
 }
 

@@ -8,6 +8,10 @@ use std::collections::HashMap;
 const CHANNEL_COLUMNS: &str = "id, name, base_url, secret, enabled, priority, weight, modes, \
      bot_types, max_in_flight, pass_account_filter, is_local, callbacks, created_at";
 
+/// A task that occupies its channel: running or waiting there, not finished and not waiting
+/// for a pop-up.
+const IN_FLIGHT: &str = "status NOT IN ('SUCCESS', 'FAILURE', 'CANCEL', 'MODAL')";
+
 impl_for_sql!(ChannelStore {
     async fn create_channel(&self, new: &NewChannel) -> StoreResult<Channel> {
         let sql = format!(
@@ -75,10 +79,11 @@ impl_for_sql!(ChannelStore {
     }
 
     async fn in_flight_by_channel(&self) -> StoreResult<HashMap<i64, i64>> {
-        let rows: Vec<(i64, i64)> = sqlx::query_as(
+        let sql = format!(
             "SELECT channel_id, COUNT(*) FROM tasks WHERE channel_id IS NOT NULL \
-             AND status NOT IN ('SUCCESS', 'FAILURE', 'CANCEL', 'MODAL') GROUP BY channel_id",
-        )
+             AND {IN_FLIGHT} GROUP BY channel_id"
+        );
+        let rows: Vec<(i64, i64)> = sqlx::query_as(&sql)
         .fetch_all(&self.pool)
         .await?;
         Ok(rows.into_iter().collect())
@@ -92,10 +97,10 @@ impl_for_sql!(ChannelStore {
             .bind(channel_id)
             .execute(&mut *tx)
             .await?;
-        let (others,): (i64,) = sqlx::query_as(
-            "SELECT COUNT(*) FROM tasks WHERE channel_id = $1 AND mj_id <> $2 \
-             AND status NOT IN ('SUCCESS', 'FAILURE', 'CANCEL', 'MODAL')",
-        )
+        let sql = format!(
+            "SELECT COUNT(*) FROM tasks WHERE channel_id = $1 AND mj_id <> $2 AND {IN_FLIGHT}"
+        );
+        let (others,): (i64,) = sqlx::query_as(&sql)
         .bind(channel_id)
         .bind(mj_id)
         .fetch_one(&mut *tx)
